@@ -1,0 +1,549 @@
+//! Plugin configuration: the host's JSON, its `_rules_`, and which config a request gets.
+//!
+//! Higress (and our `envoy.yaml`) hand a plugin one JSON object. Keys other than
+//! `_rules_` and `_plugin_id_` form the global config; each entry of `_rules_`
+//! carries one or more match keys and a config of its own:
+//!
+//! ```json
+//! {"mockEnable": false,
+//!  "_rules_": [
+//!    {"_match_route_": ["r1"], "mockEnable": true},
+//!    {"_match_domain_": ["*.example.com", "www.*"], "mockEnable": true},
+//!    {"_match_service_": ["httpbin.dns", "api.static:8080"], "mockEnable": true},
+//!    {"_match_route_prefix_": ["api-"], "mockEnable": true}]}
+//! ```
+//!
+//! At request time the rules are tried in order and the first match wins; when
+//! none matches, the global config applies, and when there is none the plugin
+//! leaves the request alone. The semantics are those of Higress's Go matcher:
+//!
+//! * a rule's category is decided by its keys, in this order: route (and, when
+//!   the rule also lists services, route *and* service), domain, service, route
+//!   prefix; other keys of the same rule are not consulted;
+//! * route: the route's name equals one listed; route prefix: the route's name
+//!   starts with one listed;
+//! * domain: the request's `:authority` without its port; `*x` matches by
+//!   suffix, `x*` by prefix, `*` matches all, anything else exactly (ASCII case
+//!   is ignored, as DNS does);
+//! * service: the upstream cluster name `outbound|port|subset|name` matches
+//!   `name`, or `name:port`.
+//!
+//! Errors name the JSON path of the offending value, e.g.
+//! `_rules_[1].timeout: invalid type: string "x", expected u32`.
+
+use crate::json::{self, Json};
+use serde::de::{Deserialize, DeserializeOwned};
+use std::fmt;
+
+const RULES_KEY: &str = "_rules_";
+const PLUGIN_ID_KEY: &str = "_plugin_id_";
+const MATCH_ROUTE: &str = "_match_route_";
+const MATCH_DOMAIN: &str = "_match_domain_";
+const MATCH_SERVICE: &str = "_match_service_";
+const MATCH_ROUTE_PREFIX: &str = "_match_route_prefix_";
+const MATCH_KEYS: [&str; 4] = [MATCH_ROUTE, MATCH_DOMAIN, MATCH_SERVICE, MATCH_ROUTE_PREFIX];
+
+/// How a rule's config is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleMode {
+    /// A rule's config is its own keys only (Higress's default).
+    Standalone,
+    /// A rule starts from the global keys and overrides them with its own
+    /// (Higress's "override" parse). The global keys alone need not form a
+    /// complete config then.
+    OverrideGlobal,
+}
+
+/// A configuration the plugin refuses, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending value (`_rules_[0].timeout`); empty for the whole document.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The parsed configuration: a global config, rules, and the plugin id for logs.
+#[derive(Debug)]
+pub struct Rules<C> {
+    plugin_id: Option<String>,
+    global: Option<C>,
+    rules: Vec<Rule<C>>,
+}
+
+#[derive(Debug)]
+struct Rule<C> {
+    matcher: Matcher,
+    config: C,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    Route(Vec<String>),
+    RouteAndService(Vec<String>, Vec<String>),
+    Domain(Vec<DomainPattern>),
+    Service(Vec<String>),
+    RoutePrefix(Vec<String>),
+}
+
+#[derive(Debug)]
+enum DomainPattern {
+    Suffix(String),
+    Prefix(String),
+    Exact(String),
+}
+
+/// What a request offers to the matcher. The SDK reads each fact from the host
+/// only when a rule needs it.
+pub trait RequestFacts {
+    /// The route's name (Higress `route_name`, Envoy `xds.route_name`).
+    fn route_name(&mut self) -> Option<String>;
+    /// The request's `:authority`.
+    fn authority(&mut self) -> Option<String>;
+    /// The upstream cluster's name (Higress `cluster_name`, Envoy `xds.cluster_name`).
+    fn cluster_name(&mut self) -> Option<String>;
+}
+
+/// A JSON object's entries, in document order.
+type Pairs = Vec<(String, Json)>;
+
+impl<C: DeserializeOwned> Rules<C> {
+    /// Parses the plugin configuration the host passed (empty means `{}`).
+    pub fn parse(bytes: &[u8], mode: RuleMode) -> Result<Self, ConfigError> {
+        let mut global = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Vec::new()
+        } else {
+            match json::parse(bytes) {
+                Ok(Json::Object(pairs)) => pairs,
+                Ok(_) => return Err(ConfigError::new("", "the configuration must be a JSON object")),
+                Err(err) => return Err(ConfigError::new("", format!("malformed JSON: {err}"))),
+            }
+        };
+        let plugin_id = match take(&mut global, PLUGIN_ID_KEY) {
+            None => None,
+            Some(Json::String(id)) => Some(id),
+            Some(_) => return Err(ConfigError::new(PLUGIN_ID_KEY, "expected a string")),
+        };
+        let rules_given = global.iter().any(|(key, _)| key == RULES_KEY);
+        let raw_rules = match take(&mut global, RULES_KEY) {
+            None => Vec::new(),
+            Some(Json::Array(rules)) => rules,
+            Some(_) => return Err(ConfigError::new(RULES_KEY, "expected an array of rules")),
+        };
+
+        // No rules: the global config must stand on its own (`{}` included, so
+        // that a plugin whose fields all have defaults runs unconfigured).
+        if raw_rules.is_empty() {
+            if rules_given && global.is_empty() {
+                return Err(ConfigError::new(RULES_KEY, "no rules and no global config"));
+            }
+            let config = deserialize(global, "")?;
+            return Ok(Rules { plugin_id, global: Some(config), rules: Vec::new() });
+        }
+
+        let global_config = if global.is_empty() {
+            None
+        } else {
+            match deserialize(global.clone(), "") {
+                Ok(config) => Some(config),
+                // With rules that override it, the global keys may be a partial
+                // config that only rules complete: then there is no global config.
+                Err(_) if mode == RuleMode::OverrideGlobal => None,
+                Err(err) => return Err(err),
+            }
+        };
+
+        let mut rules = Vec::with_capacity(raw_rules.len());
+        for (index, raw) in raw_rules.into_iter().enumerate() {
+            let path = format!("{RULES_KEY}[{index}]");
+            let Json::Object(mut own) = raw else {
+                return Err(ConfigError::new(path, "expected an object"));
+            };
+            let matcher = take_matcher(&mut own, &path)?;
+            let body = match mode {
+                RuleMode::Standalone => own,
+                RuleMode::OverrideGlobal => {
+                    let mut merged: Pairs =
+                        global.iter().filter(|(key, _)| !own.iter().any(|(k, _)| k == key)).cloned().collect();
+                    merged.extend(own);
+                    merged
+                }
+            };
+            let config = deserialize(body, &path)?;
+            rules.push(Rule { matcher, config });
+        }
+        Ok(Rules { plugin_id, global: global_config, rules })
+    }
+}
+
+impl<C> Rules<C> {
+    /// No configuration yet: nothing applies to any request.
+    pub(crate) fn empty() -> Self {
+        Rules { plugin_id: None, global: None, rules: Vec::new() }
+    }
+
+    /// The `_plugin_id_` of the configuration, used in log lines.
+    pub fn plugin_id(&self) -> Option<&str> {
+        self.plugin_id.as_deref()
+    }
+
+    /// Whether any rule exists (if not, every request gets the global config
+    /// and nothing needs to be read from the host to choose).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    /// The global config, if there is one.
+    pub fn global(&self) -> Option<&C> {
+        self.global.as_ref()
+    }
+
+    /// Which config applies to a request: `Some(Some(i))` rule `i`, `Some(None)`
+    /// the global config, `None` nothing (the plugin leaves the request alone).
+    pub fn select(&self, facts: &mut impl RequestFacts) -> Option<Option<usize>> {
+        let mut cache = FactCache::default();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.matcher.matches(&mut cache, facts) {
+                return Some(Some(index));
+            }
+        }
+        self.global.as_ref().map(|_| None)
+    }
+
+    /// The config chosen by [`Rules::select`].
+    pub fn get(&self, selected: Option<usize>) -> Option<&C> {
+        match selected {
+            Some(index) => self.rules.get(index).map(|rule| &rule.config),
+            None => self.global.as_ref(),
+        }
+    }
+}
+
+/// Removes a key from the object, returning its value.
+fn take(pairs: &mut Pairs, key: &str) -> Option<Json> {
+    let at = pairs.iter().position(|(k, _)| k == key)?;
+    Some(pairs.remove(at).1)
+}
+
+fn deserialize<C: DeserializeOwned>(pairs: Pairs, prefix: &str) -> Result<C, ConfigError> {
+    let object = Json::Object(pairs);
+    C::deserialize(&object).map_err(|err| {
+        let inner = err.path();
+        let path = match (prefix.is_empty(), inner.is_empty()) {
+            (_, true) => prefix.to_string(),
+            (true, false) => inner,
+            (false, false) => format!("{prefix}.{inner}"),
+        };
+        ConfigError::new(path, err.message())
+    })
+}
+
+fn take_matcher(rule: &mut Pairs, path: &str) -> Result<Matcher, ConfigError> {
+    let mut lists: [Vec<String>; 4] = Default::default();
+    for (key, list) in MATCH_KEYS.iter().zip(lists.iter_mut()) {
+        if let Some(raw) = take(rule, key) {
+            let items = Vec::<String>::deserialize(&raw)
+                .map_err(|_| ConfigError::new(format!("{path}.{key}"), "expected an array of strings"))?;
+            // Empty entries are ignored, as Higress does.
+            *list = items.into_iter().filter(|item| !item.is_empty()).collect();
+        }
+    }
+    let [routes, domains, services, prefixes] = lists;
+    Ok(if !routes.is_empty() && !services.is_empty() {
+        Matcher::RouteAndService(routes, services)
+    } else if !routes.is_empty() {
+        Matcher::Route(routes)
+    } else if !domains.is_empty() {
+        Matcher::Domain(domains.into_iter().map(DomainPattern::parse).collect())
+    } else if !services.is_empty() {
+        Matcher::Service(services)
+    } else if !prefixes.is_empty() {
+        Matcher::RoutePrefix(prefixes)
+    } else {
+        return Err(ConfigError::new(
+            path,
+            "a rule needs a non-empty _match_route_, _match_domain_, _match_service_ or _match_route_prefix_",
+        ));
+    })
+}
+
+impl DomainPattern {
+    fn parse(pattern: String) -> Self {
+        if let Some(rest) = pattern.strip_prefix('*') {
+            DomainPattern::Suffix(rest.to_ascii_lowercase())
+        } else if let Some(rest) = pattern.strip_suffix('*') {
+            DomainPattern::Prefix(rest.to_ascii_lowercase())
+        } else {
+            DomainPattern::Exact(pattern.to_ascii_lowercase())
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            DomainPattern::Suffix(s) => host.ends_with(s.as_str()),
+            DomainPattern::Prefix(p) => host.starts_with(p.as_str()),
+            DomainPattern::Exact(e) => host == e,
+        }
+    }
+}
+
+/// Each fact read from the host at most once per request.
+#[derive(Default)]
+struct FactCache {
+    route: Option<Option<String>>,
+    host: Option<Option<String>>,
+    cluster: Option<Option<String>>,
+}
+
+impl FactCache {
+    fn route(&mut self, facts: &mut impl RequestFacts) -> Option<&str> {
+        self.route.get_or_insert_with(|| facts.route_name()).as_deref()
+    }
+    fn host(&mut self, facts: &mut impl RequestFacts) -> Option<&str> {
+        self.host.get_or_insert_with(|| facts.authority().map(|a| strip_port(&a).to_ascii_lowercase())).as_deref()
+    }
+    fn cluster(&mut self, facts: &mut impl RequestFacts) -> Option<&str> {
+        self.cluster.get_or_insert_with(|| facts.cluster_name()).as_deref()
+    }
+}
+
+impl Matcher {
+    fn matches(&self, cache: &mut FactCache, facts: &mut impl RequestFacts) -> bool {
+        match self {
+            Matcher::Route(routes) => cache.route(facts).is_some_and(|r| routes.iter().any(|x| x == r)),
+            Matcher::RouteAndService(routes, services) => {
+                cache.route(facts).is_some_and(|r| routes.iter().any(|x| x == r))
+                    && cache.cluster(facts).is_some_and(|c| service_matches(services, c))
+            }
+            Matcher::Domain(patterns) => cache.host(facts).is_some_and(|h| patterns.iter().any(|p| p.matches(h))),
+            Matcher::Service(services) => cache.cluster(facts).is_some_and(|c| service_matches(services, c)),
+            Matcher::RoutePrefix(prefixes) => {
+                cache.route(facts).is_some_and(|r| prefixes.iter().any(|p| r.starts_with(p.as_str())))
+            }
+        }
+    }
+}
+
+/// `outbound|port|subset|name` against `name` or `name:port`.
+fn service_matches(services: &[String], cluster: &str) -> bool {
+    let parts: Vec<&str> = cluster.split('|').collect();
+    let [_, port, _, name] = parts.as_slice() else { return false };
+    services.iter().any(|service| match service.rsplit_once(':') {
+        Some((svc_name, svc_port)) if svc_name == *name && svc_port == *port => true,
+        _ => service == name,
+    })
+}
+
+/// `host:port` to `host`, leaving IPv6 literals (`[::1]`) whole.
+pub fn strip_port(authority: &str) -> &str {
+    match authority.rfind(':') {
+        Some(colon) if authority.rfind(']').is_none_or(|bracket| bracket < colon) => {
+            authority.get(..colon).unwrap_or(authority)
+        }
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Mock {
+        #[serde(default)]
+        mock_enable: bool,
+        #[serde(default)]
+        body: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Call {
+        token_header: String,
+        #[serde(default = "default_timeout")]
+        timeout: u32,
+    }
+
+    fn default_timeout() -> u32 {
+        500
+    }
+
+    #[derive(Default)]
+    struct Facts {
+        route: Option<&'static str>,
+        authority: Option<&'static str>,
+        cluster: Option<&'static str>,
+        reads: usize,
+    }
+
+    impl RequestFacts for Facts {
+        fn route_name(&mut self) -> Option<String> {
+            self.reads += 1;
+            self.route.map(str::to_string)
+        }
+        fn authority(&mut self) -> Option<String> {
+            self.reads += 1;
+            self.authority.map(str::to_string)
+        }
+        fn cluster_name(&mut self) -> Option<String> {
+            self.reads += 1;
+            self.cluster.map(str::to_string)
+        }
+    }
+
+    fn parse<C: DeserializeOwned>(json: &str) -> Result<Rules<C>, ConfigError> {
+        Rules::parse(json.as_bytes(), RuleMode::Standalone)
+    }
+
+    fn err<C: DeserializeOwned + fmt::Debug>(json: &str, mode: RuleMode) -> String {
+        Rules::<C>::parse(json.as_bytes(), mode).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_config_is_the_default_global_config() {
+        for json in ["", "  \n", "{}"] {
+            let rules: Rules<Mock> = parse(json).unwrap();
+            assert_eq!(rules.global(), Some(&Mock { mock_enable: false, body: None }));
+            assert!(!rules.has_rules());
+        }
+    }
+
+    #[test]
+    fn plugin_id_is_taken_out_of_the_config() {
+        let rules: Rules<Mock> = parse(r#"{"_plugin_id_": "p-1", "mockEnable": true}"#).unwrap();
+        assert_eq!(rules.plugin_id(), Some("p-1"));
+        assert!(rules.global().unwrap().mock_enable);
+        assert_eq!(err::<Mock>(r#"{"_plugin_id_": 3}"#, RuleMode::Standalone), "_plugin_id_: expected a string");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let m = RuleMode::Standalone;
+        assert_eq!(err::<Call>("{}", m), "missing field `tokenHeader`");
+        assert_eq!(
+            err::<Call>(r#"{"tokenHeader": "x", "timeout": "1s"}"#, m),
+            "timeout: invalid type: string \"1s\", expected u32"
+        );
+        assert_eq!(
+            err::<Call>(r#"{"tokenHeader": "x", "_rules_": [{"_match_route_": ["r"], "tokenHeader": 5}]}"#, m),
+            "_rules_[0].tokenHeader: invalid type: integer `5`, expected a string"
+        );
+        assert!(err::<Mock>(r#"{"mockenable": true}"#, m)
+            .starts_with("mockenable: unknown field `mockenable`, expected `mockEnable`"));
+        assert!(err::<Mock>(r#"{"mockEnable": tru}"#, m)
+            .starts_with("malformed JSON: expected a value at line 1 column 16"));
+        assert_eq!(err::<Mock>("[1]", m), "the configuration must be a JSON object");
+    }
+
+    #[test]
+    fn rules_need_a_match_key() {
+        let m = RuleMode::Standalone;
+        let msg = err::<Mock>(r#"{"_rules_": [{"_match_route_": ["a"]}, {"mockEnable": true}]}"#, m);
+        assert!(msg.starts_with("_rules_[1]: a rule needs a non-empty _match_route_"), "{msg}");
+        let msg = err::<Mock>(r#"{"_rules_": [{"_match_domain_": [""]}]}"#, m);
+        assert!(msg.starts_with("_rules_[0]: a rule needs"), "{msg}");
+        assert_eq!(
+            err::<Mock>(r#"{"_rules_": [{"_match_route_": "a"}]}"#, m),
+            "_rules_[0]._match_route_: expected an array of strings"
+        );
+        assert_eq!(err::<Mock>(r#"{"_rules_": {}}"#, m), "_rules_: expected an array of rules");
+        assert_eq!(err::<Mock>(r#"{"_rules_": [3]}"#, m), "_rules_[0]: expected an object");
+        assert_eq!(err::<Mock>(r#"{"_rules_": []}"#, m), "_rules_: no rules and no global config");
+    }
+
+    #[test]
+    fn first_matching_rule_wins_then_global() {
+        let rules: Rules<Mock> = parse(
+            r#"{"body": "global", "_rules_": [
+                {"_match_route_": ["r1", "r2"], "body": "route"},
+                {"_match_domain_": ["*.example.com", "www.*", "exact.org"], "body": "domain"},
+                {"_match_service_": ["httpbin.dns", "api.static:8080"], "body": "service"},
+                {"_match_route_prefix_": ["api-"], "body": "prefix"}]}"#,
+        )
+        .unwrap();
+        let body = |facts: &mut Facts| {
+            let chosen = rules.select(facts).unwrap();
+            rules.get(chosen).unwrap().body.clone().unwrap()
+        };
+        assert_eq!(body(&mut Facts { route: Some("r2"), ..Default::default() }), "route");
+        assert_eq!(body(&mut Facts { authority: Some("a.example.com:8080"), ..Default::default() }), "domain");
+        assert_eq!(body(&mut Facts { authority: Some("WWW.abc.com"), ..Default::default() }), "domain");
+        assert_eq!(body(&mut Facts { authority: Some("exact.org"), ..Default::default() }), "domain");
+        assert_eq!(body(&mut Facts { authority: Some("exact.org.evil"), ..Default::default() }), "global");
+        assert_eq!(body(&mut Facts { cluster: Some("outbound|80||httpbin.dns"), ..Default::default() }), "service");
+        assert_eq!(body(&mut Facts { cluster: Some("outbound|8080||api.static"), ..Default::default() }), "service");
+        assert_eq!(body(&mut Facts { cluster: Some("outbound|80||api.static"), ..Default::default() }), "global");
+        assert_eq!(body(&mut Facts { cluster: Some("httpbin.dns"), ..Default::default() }), "global");
+        assert_eq!(body(&mut Facts { route: Some("api-users"), ..Default::default() }), "prefix");
+        assert_eq!(body(&mut Facts::default()), "global");
+    }
+
+    #[test]
+    fn each_fact_is_read_once() {
+        let rules: Rules<Mock> = parse(
+            r#"{"_rules_": [{"_match_route_": ["a"]}, {"_match_route_": ["b"]}, {"_match_route_prefix_": ["c"]}]}"#,
+        )
+        .unwrap();
+        let mut facts = Facts { route: Some("zzz"), ..Default::default() };
+        assert_eq!(rules.select(&mut facts), None);
+        assert_eq!(facts.reads, 1);
+    }
+
+    #[test]
+    fn only_rules_means_untouched_elsewhere() {
+        let rules: Rules<Mock> = parse(r#"{"_rules_": [{"_match_route_": ["r1"], "mockEnable": true}]}"#).unwrap();
+        assert!(rules.global().is_none());
+        assert_eq!(rules.select(&mut Facts { route: Some("r1"), ..Default::default() }), Some(Some(0)));
+        assert_eq!(rules.select(&mut Facts { route: Some("r9"), ..Default::default() }), None);
+    }
+
+    #[test]
+    fn route_and_service_must_both_match() {
+        let rules: Rules<Mock> =
+            parse(r#"{"_rules_": [{"_match_route_": ["r1"], "_match_service_": ["s.dns"]}]}"#).unwrap();
+        let hit = Facts { route: Some("r1"), cluster: Some("outbound|80||s.dns"), ..Default::default() };
+        let miss = Facts { route: Some("r1"), cluster: Some("outbound|80||t.dns"), ..Default::default() };
+        assert_eq!(rules.select(&mut { hit }), Some(Some(0)));
+        assert_eq!(rules.select(&mut { miss }), None);
+    }
+
+    #[test]
+    fn override_mode_starts_rules_from_the_global_keys() {
+        let json = r#"{"timeout": 900, "_rules_": [{"_match_route_": ["r"], "tokenHeader": "x-t"}]}"#;
+        let rules: Rules<Call> = Rules::parse(json.as_bytes(), RuleMode::OverrideGlobal).unwrap();
+        // The global keys alone lack `tokenHeader`: no global config, but the rule inherits `timeout`.
+        assert!(rules.global().is_none());
+        assert_eq!(rules.get(Some(0)), Some(&Call { token_header: "x-t".into(), timeout: 900 }));
+        // In standalone mode the incomplete global config is an error.
+        assert_eq!(err::<Call>(json, RuleMode::Standalone), "missing field `tokenHeader`");
+    }
+
+    #[test]
+    fn ports_are_stripped_but_not_from_ipv6() {
+        assert_eq!(strip_port("a.com:80"), "a.com");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port(""), "");
+    }
+}

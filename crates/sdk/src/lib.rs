@@ -1,0 +1,160 @@
+//! # gateway-sdk
+//!
+//! Write gateway plugins for Higress and Envoy in Rust: what the Higress Go
+//! `wrapper` gives, typed, on top of the `proxy-wasm` crate (ABI 0.2.1).
+//!
+//! A plugin is a type implementing [`Plugin`]: a name, a config type parsed by
+//! serde from the host's JSON, a per-request state type, and hooks for the HTTP
+//! phases. [`main!`] exports it.
+//!
+//! ```ignore
+//! use gateway_sdk::prelude::*;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(rename_all = "camelCase", deny_unknown_fields)]
+//! struct Config {
+//!     #[serde(default)]
+//!     mock_enable: bool,
+//! }
+//!
+//! struct Mock;
+//!
+//! impl Plugin for Mock {
+//!     const NAME: &'static str = "mock";
+//!     type Config = Config;
+//!     type State = ();
+//!
+//!     fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
+//!         req.add_header("hello", "world");
+//!         if config.mock_enable {
+//!             return req.respond(200, &[], "hello world");
+//!         }
+//!         HeaderAction::Continue
+//!     }
+//! }
+//!
+//! gateway_sdk::main!(Mock);
+//! ```
+//!
+//! What the SDK carries for the plugin:
+//!
+//! * **Configuration** ([`config`]): the JSON is parsed into `Config` for the
+//!   global config and for each `_rules_` entry (per route, domain, service or
+//!   route prefix). A config the plugin refuses fails plugin start, with an
+//!   error naming the JSON path, and Envoy refuses to start with it.
+//! * **Requests** ([`Request`]): headers, bodies, local answers, resume, and
+//!   the typed per-request [`Request::state`]; nothing is read from the host
+//!   until asked for.
+//! * **Flow** ([`action`]): the seed's header and data states, and what each
+//!   becomes on the host.
+//! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
+//!   the callback gets the same request back.
+//! * **Redis calls** (`redis`, with the `redis` feature; Higress only).
+//! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
+//!   host's level.
+//!
+//! No host call result, request value or config is ever unwrapped: errors are
+//! values, logged or returned, and never trap the VM.
+
+pub mod action;
+pub mod config;
+pub mod fields;
+mod host;
+pub mod http;
+mod json;
+pub mod log;
+mod pairs;
+mod request;
+mod stream;
+
+pub use action::{BodyMode, DataAction, HeaderAction};
+pub use config::{ConfigError, RuleMode};
+pub use host::LogLevel;
+pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
+pub use log::{Log, Redacted};
+pub use request::{Body, Request};
+
+/// Everything a plugin usually needs, and serde's `Deserialize`.
+pub mod prelude {
+    pub use crate::{
+        Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, Redacted, Request,
+        RuleMode,
+    };
+    pub use serde::Deserialize;
+}
+
+/// A gateway plugin: its name, config, per-request state and hooks.
+///
+/// Every hook has a default that lets the request go on, so a plugin writes
+/// only the ones it needs. Hooks get the request and the config chosen for it
+/// (global or a matching rule); when no config applies, no hook runs.
+pub trait Plugin: Sized + 'static {
+    /// The name in log lines (`[NAME] ...`).
+    const NAME: &'static str;
+    /// The plugin's configuration, parsed by serde from the host's JSON.
+    /// Use `#[serde(try_from = "...")]` to check values and derive fields.
+    type Config: serde::de::DeserializeOwned + 'static;
+    /// Per-request state, created with `Default` for each request.
+    type State: Default + 'static;
+
+    /// How rules' configs are built (Higress's default: each rule stands alone).
+    const RULE_MODE: RuleMode = RuleMode::Standalone;
+    /// How the request body reaches [`Plugin::on_request_body`].
+    const REQUEST_BODY: BodyMode = BodyMode::Streamed;
+    /// How the response body reaches [`Plugin::on_response_body`].
+    const RESPONSE_BODY: BodyMode = BodyMode::Streamed;
+
+    /// The request headers arrived.
+    fn on_request_headers(req: &mut Request<Self>, config: &Self::Config) -> HeaderAction {
+        let _ = (req, config);
+        HeaderAction::Continue
+    }
+
+    /// Request body arrived (a chunk, or the whole body when buffered).
+    fn on_request_body(req: &mut Request<Self>, config: &Self::Config, body: Body) -> DataAction {
+        let _ = (req, config, body);
+        DataAction::Continue
+    }
+
+    /// The response headers arrived.
+    fn on_response_headers(req: &mut Request<Self>, config: &Self::Config) -> HeaderAction {
+        let _ = (req, config);
+        HeaderAction::Continue
+    }
+
+    /// Response body arrived (a chunk, or the whole body when buffered).
+    fn on_response_body(req: &mut Request<Self>, config: &Self::Config, body: Body) -> DataAction {
+        let _ = (req, config, body);
+        DataAction::Continue
+    }
+
+    /// The exchange is over (after the response went out, or the client left).
+    fn on_done(req: &mut Request<Self>, config: &Self::Config) {
+        let _ = (req, config);
+    }
+}
+
+/// The host's clock (Envoy's, or a test host's), which tests can control;
+/// falls back to the system clock if the host does not tell.
+pub fn now() -> std::time::SystemTime {
+    match host::now_nanos() {
+        Ok(nanos) => std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
+        Err(_) => std::time::SystemTime::now(),
+    }
+}
+
+/// Exports a [`Plugin`] as the module's Proxy-Wasm plugin: `gateway_sdk::main!(MyPlugin);`
+#[macro_export]
+macro_rules! main {
+    ($plugin:ty) => {
+        $crate::__private::proxy_wasm::main! {{
+            $crate::__private::register::<$plugin>();
+        }}
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::stream::register;
+    pub use proxy_wasm;
+}

@@ -1,0 +1,426 @@
+//! The request a hook works on: headers, bodies, local answers, resuming, state.
+//!
+//! Every method reads from or writes to the host only when called: nothing is
+//! fetched up front. Reads return `None` when the host has no such value (or the
+//! phase has none); edits the host refuses are logged as warnings with the
+//! plugin's prefix, since they only happen when called in a phase where that
+//! part of the exchange does not exist (response headers while handling the
+//! request, for instance).
+
+use crate::config::{RequestFacts, Rules};
+use crate::host::{self, BufferType, MapType, StreamType};
+use crate::http::HttpResponse;
+use crate::log::Log;
+use crate::{BodyMode, DataAction, HeaderAction, Plugin};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub(crate) type HttpCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, &HttpResponse)>;
+
+/// What the plugin is holding in one direction of the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    Nothing,
+    /// Headers held by `StopIteration`; a body hook returning `Continue` releases them.
+    Headers,
+    /// Headers and body held until `resume` (or a local response).
+    All,
+}
+
+/// One HTTP exchange as a plugin sees it, with the plugin's per-request state.
+pub struct Request<P: Plugin> {
+    /// Per-request state of the plugin: what Go's `SetContext`/`GetContext`
+    /// held, typed. Starts as `P::State::default()`.
+    pub state: P::State,
+    rules: Rc<Rules<P::Config>>,
+    /// The config chosen in the request headers phase: `Some(None)` the global
+    /// config, `Some(Some(i))` rule `i`, `None` none (the plugin stays out).
+    selected: Option<Option<usize>>,
+    request_hold: Hold,
+    response_hold: Hold,
+    responded: bool,
+    pending_http: Vec<(u32, HttpCallback<P>)>,
+}
+
+impl<P: Plugin> Request<P> {
+    pub(crate) fn new(rules: Rc<Rules<P::Config>>) -> Self {
+        Request {
+            state: P::State::default(),
+            rules,
+            selected: None,
+            request_hold: Hold::Nothing,
+            response_hold: Hold::Nothing,
+            responded: false,
+            pending_http: Vec::new(),
+        }
+    }
+
+    // ----- request headers -----
+
+    /// One request header, lossily converted to UTF-8.
+    pub fn header(&self, name: &str) -> Option<String> {
+        lossy(host::get_map_value(MapType::RequestHeaders, name).ok().flatten())
+    }
+    /// One request header, as raw bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        host::get_map_value(MapType::RequestHeaders, name).ok().flatten()
+    }
+    /// All request headers (pseudo-headers included), values lossily converted to UTF-8.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        all_lossy(MapType::RequestHeaders)
+    }
+    /// Replaces all request headers.
+    pub fn set_headers(&self, headers: &[(&str, &str)]) {
+        self.edit("set_headers", "*", set_all(MapType::RequestHeaders, headers));
+    }
+    /// Adds a request header value, keeping values it already had.
+    pub fn add_header(&self, name: &str, value: &str) {
+        self.edit("add_header", name, host::add_map_value(MapType::RequestHeaders, name, value.as_bytes()));
+    }
+    /// Sets a request header, replacing any values it had.
+    pub fn set_header(&self, name: &str, value: &str) {
+        self.edit("set_header", name, host::replace_map_value(MapType::RequestHeaders, name, value.as_bytes()));
+    }
+    /// Removes a request header.
+    pub fn remove_header(&self, name: &str) {
+        self.edit("remove_header", name, host::remove_map_value(MapType::RequestHeaders, name));
+    }
+
+    // ----- response headers -----
+
+    /// One response header, lossily converted to UTF-8.
+    pub fn response_header(&self, name: &str) -> Option<String> {
+        lossy(host::get_map_value(MapType::ResponseHeaders, name).ok().flatten())
+    }
+    /// All response headers (`:status` included).
+    pub fn response_headers(&self) -> Vec<(String, String)> {
+        all_lossy(MapType::ResponseHeaders)
+    }
+    /// Replaces all response headers.
+    pub fn set_response_headers(&self, headers: &[(&str, &str)]) {
+        self.edit("set_response_headers", "*", set_all(MapType::ResponseHeaders, headers));
+    }
+    /// Adds a response header value.
+    pub fn add_response_header(&self, name: &str, value: &str) {
+        let result = host::add_map_value(MapType::ResponseHeaders, name, value.as_bytes());
+        self.edit("add_response_header", name, result);
+    }
+    /// Sets a response header, replacing any values it had.
+    pub fn set_response_header(&self, name: &str, value: &str) {
+        let result = host::replace_map_value(MapType::ResponseHeaders, name, value.as_bytes());
+        self.edit("set_response_header", name, result);
+    }
+    /// Removes a response header.
+    pub fn remove_response_header(&self, name: &str) {
+        self.edit("remove_response_header", name, host::remove_map_value(MapType::ResponseHeaders, name));
+    }
+
+    // ----- bodies -----
+
+    /// The request body received so far (the whole body in [`BodyMode::Buffered`]).
+    pub fn request_body(&self) -> Option<Vec<u8>> {
+        host::get_buffer(BufferType::RequestBody, 0, usize::MAX).ok().flatten()
+    }
+    /// Replaces the request body.
+    pub fn set_request_body(&self, body: &[u8]) {
+        self.edit("set_request_body", "body", host::set_buffer(BufferType::RequestBody, 0, usize::MAX, body));
+    }
+    /// Appends to the request body.
+    pub fn append_request_body(&self, data: &[u8]) {
+        self.edit("append_request_body", "body", host::set_buffer(BufferType::RequestBody, usize::MAX, 0, data));
+    }
+    /// Prepends to the request body.
+    pub fn prepend_request_body(&self, data: &[u8]) {
+        self.edit("prepend_request_body", "body", host::set_buffer(BufferType::RequestBody, 0, 0, data));
+    }
+    /// The response body received so far.
+    pub fn response_body(&self) -> Option<Vec<u8>> {
+        host::get_buffer(BufferType::ResponseBody, 0, usize::MAX).ok().flatten()
+    }
+    /// Replaces the response body.
+    pub fn set_response_body(&self, body: &[u8]) {
+        let result = host::set_buffer(BufferType::ResponseBody, 0, usize::MAX, body);
+        self.edit("set_response_body", "body", result);
+    }
+    /// Appends to the response body.
+    pub fn append_response_body(&self, data: &[u8]) {
+        let result = host::set_buffer(BufferType::ResponseBody, usize::MAX, 0, data);
+        self.edit("append_response_body", "body", result);
+    }
+    /// Prepends to the response body.
+    pub fn prepend_response_body(&self, data: &[u8]) {
+        self.edit("prepend_response_body", "body", host::set_buffer(BufferType::ResponseBody, 0, 0, data));
+    }
+
+    // ----- what the request is -----
+
+    /// `:scheme` (`http` or `https`).
+    pub fn scheme(&self) -> Option<String> {
+        self.header(":scheme")
+    }
+    /// `:authority`: the host (and port) the client asked for.
+    pub fn host(&self) -> Option<String> {
+        self.header(":authority")
+    }
+    /// `:path`, query string included.
+    pub fn path(&self) -> Option<String> {
+        self.header(":path")
+    }
+    /// `:method`.
+    pub fn method(&self) -> Option<String> {
+        self.header(":method")
+    }
+    /// The name of the route the request took (Higress `route_name`, Envoy `xds.route_name`).
+    pub fn route_name(&self) -> Option<String> {
+        property_string(&["route_name"]).or_else(|| property_string(&["xds", "route_name"]))
+    }
+    /// The upstream cluster the request goes to (Higress `cluster_name`, Envoy `xds.cluster_name`).
+    pub fn cluster_name(&self) -> Option<String> {
+        property_string(&["cluster_name"]).or_else(|| property_string(&["xds", "cluster_name"]))
+    }
+    /// Any host property, e.g. `&["source", "address"]`.
+    pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        host::get_property(path).ok().flatten()
+    }
+
+    // ----- flow -----
+
+    /// Answers the client with a response of the plugin's own; the upstream is
+    /// not called (or its answer is dropped). Returns the action a headers hook
+    /// should return, so a hook can end with `return req.respond(..)`.
+    ///
+    /// Only the first answer counts; later ones are ignored with a warning.
+    pub fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: impl AsRef<[u8]>) -> HeaderAction {
+        if self.responded {
+            self.log().warn(format_args!("respond({status}) ignored: this request was already answered"));
+            return HeaderAction::StopAllIterationAndWatermark;
+        }
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        match host::send_local_response(u32::from(status), &headers, body.as_ref()) {
+            Ok(()) => {
+                self.responded = true;
+                // The host releases what was held when it sends the answer.
+                self.request_hold = Hold::Nothing;
+                self.response_hold = Hold::Nothing;
+                HeaderAction::StopAllIterationAndWatermark
+            }
+            Err(status_code) => {
+                self.log().error(format_args!("respond({status}) failed: host returned {status_code}"));
+                HeaderAction::Continue
+            }
+        }
+    }
+
+    /// Lets a held request (or, once the request is through, a held response)
+    /// go on. Does nothing when nothing is held or after [`Request::respond`]:
+    /// resuming then would be undefined behaviour on the host.
+    pub fn resume(&mut self) {
+        if self.responded {
+            return;
+        }
+        let stream = if self.request_hold != Hold::Nothing {
+            self.request_hold = Hold::Nothing;
+            StreamType::Request
+        } else if self.response_hold != Hold::Nothing {
+            self.response_hold = Hold::Nothing;
+            StreamType::Response
+        } else {
+            return;
+        };
+        if let Err(status) = host::continue_stream(stream) {
+            self.log().error(format_args!("resume failed: host returned {status}"));
+        }
+    }
+
+    /// Whether [`Request::respond`] has answered this request.
+    pub fn responded(&self) -> bool {
+        self.responded
+    }
+
+    /// A logger whose lines carry the plugin's name and id and this request's id.
+    pub fn log(&self) -> Log<'_> {
+        Log::new(P::NAME, self.rules.plugin_id(), true)
+    }
+
+    // ----- SDK internals -----
+
+    fn edit(&self, what: &str, name: &str, result: host::HostResult<()>) {
+        if let Err(status) = result {
+            self.log().warn(format_args!("{what}({name}) refused by the host: {status}"));
+        }
+    }
+
+    /// Number of calls whose answer has not come yet.
+    fn pending_calls(&self) -> usize {
+        self.pending_http.len()
+    }
+
+    pub(crate) fn dispatch_http(
+        &mut self,
+        cluster: &str,
+        headers: Vec<(&str, &str)>,
+        body: Option<&[u8]>,
+        timeout: Duration,
+        callback: HttpCallback<P>,
+    ) -> Result<(), host::Status> {
+        match proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
+            Ok(token) => {
+                self.pending_http.push((token, callback));
+                Ok(())
+            }
+            Err(status) => Err(host::Status(status as u32)),
+        }
+    }
+
+    /// Runs `f` with the config chosen for this request; `None` when the plugin
+    /// has no config for it. The rules are held by an `Rc` clone so that `f`
+    /// can borrow the request mutably beside the config.
+    pub(crate) fn with_config<R>(&mut self, f: impl FnOnce(&mut Self, &P::Config) -> R) -> Option<R> {
+        let selected = self.selected?;
+        let rules = Rc::clone(&self.rules);
+        let config = rules.get(selected)?;
+        Some(f(self, config))
+    }
+
+    pub(crate) fn on_request_headers(&mut self) -> Action {
+        self.selected =
+            if self.rules.has_rules() { self.rules.select(&mut HostFacts) } else { self.rules.global().map(|_| None) };
+        let action = self.with_config(P::on_request_headers).unwrap_or(HeaderAction::Continue);
+        self.after_headers_hook(action, StreamType::Request)
+    }
+
+    pub(crate) fn on_response_headers(&mut self) -> Action {
+        if self.responded {
+            // Our own local answer passing through the filter chain.
+            return Action::Continue;
+        }
+        let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
+        self.after_headers_hook(action, StreamType::Response)
+    }
+
+    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType) -> Action {
+        if self.responded {
+            return Action::Pause;
+        }
+        let hold = match action {
+            HeaderAction::Continue => Hold::Nothing,
+            HeaderAction::StopIteration => Hold::Headers,
+            _ if self.pending_calls() == 0 => {
+                self.log().error(format_args!(
+                    "{action:?} returned with no call pending: nothing could resume the stream, so it goes on"
+                ));
+                return Action::Continue;
+            }
+            _ => Hold::All,
+        };
+        match stream {
+            StreamType::Request => self.request_hold = hold,
+            StreamType::Response => self.response_hold = hold,
+        }
+        action.to_abi()
+    }
+
+    pub(crate) fn on_body(&mut self, stream: StreamType, size: usize, end_of_stream: bool) -> Action {
+        if self.responded || self.selected.is_none() {
+            return Action::Continue;
+        }
+        let mode = match stream {
+            StreamType::Request => P::REQUEST_BODY,
+            StreamType::Response => P::RESPONSE_BODY,
+        };
+        if mode == BodyMode::Buffered && !end_of_stream {
+            return Action::Pause;
+        }
+        let body = Body { size, end_of_stream };
+        let action = self
+            .with_config(|req, config| match stream {
+                StreamType::Request => P::on_request_body(req, config, body),
+                StreamType::Response => P::on_response_body(req, config, body),
+            })
+            .unwrap_or(DataAction::Continue);
+        if self.responded {
+            return Action::Pause;
+        }
+        let hold = match stream {
+            StreamType::Request => &mut self.request_hold,
+            StreamType::Response => &mut self.response_hold,
+        };
+        match (action, *hold) {
+            // A `StopAllIteration*` hold lasts until resume, even on hosts that
+            // deliver body while headers are held.
+            (DataAction::Continue, Hold::All) => Action::Pause,
+            (DataAction::Continue, Hold::Headers) => {
+                *hold = Hold::Nothing;
+                Action::Continue
+            }
+            (action, _) => action.to_abi(),
+        }
+    }
+
+    pub(crate) fn on_done(&mut self) {
+        self.with_config(P::on_done);
+    }
+
+    pub(crate) fn on_http_response(&mut self, token: u32, body_size: usize) {
+        let Some(at) = self.pending_http.iter().position(|(t, _)| *t == token) else { return };
+        let (_, callback) = self.pending_http.swap_remove(at);
+        let response = HttpResponse::from_host(body_size);
+        self.with_config(|req, config| callback(req, config, &response));
+        self.after_callback();
+    }
+
+    /// A callback that leaves the stream held with nothing left to wait for
+    /// would hang the request until the client gives up; go on instead.
+    pub(crate) fn after_callback(&mut self) {
+        let held = self.request_hold == Hold::All || self.response_hold == Hold::All;
+        if held && !self.responded && self.pending_calls() == 0 {
+            self.log().warn("callback neither resumed nor answered the request, and no call is pending: resuming");
+            self.resume();
+        }
+    }
+}
+
+/// A body chunk as the host announced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Body {
+    /// Bytes available now (the whole body so far when buffering).
+    pub size: usize,
+    /// Whether this is the last chunk.
+    pub end_of_stream: bool,
+}
+
+/// Reads the matcher's facts from the host.
+struct HostFacts;
+
+impl RequestFacts for HostFacts {
+    fn route_name(&mut self) -> Option<String> {
+        property_string(&["route_name"]).or_else(|| property_string(&["xds", "route_name"]))
+    }
+    fn authority(&mut self) -> Option<String> {
+        lossy(host::get_map_value(MapType::RequestHeaders, ":authority").ok().flatten())
+    }
+    fn cluster_name(&mut self) -> Option<String> {
+        property_string(&["cluster_name"]).or_else(|| property_string(&["xds", "cluster_name"]))
+    }
+}
+
+fn property_string(path: &[&str]) -> Option<String> {
+    lossy(host::get_property(path).ok().flatten()).filter(|s| !s.is_empty())
+}
+
+fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    })
+}
+
+fn all_lossy(map: MapType) -> Vec<(String, String)> {
+    host::get_map(map).unwrap_or_default().into_iter().map(|(k, v)| (k, lossy(Some(v)).unwrap_or_default())).collect()
+}
+
+fn set_all(map: MapType, headers: &[(&str, &str)]) -> host::HostResult<()> {
+    let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    host::set_map(map, &pairs)
+}
