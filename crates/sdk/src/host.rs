@@ -73,6 +73,8 @@ pub enum BufferType {
     ResponseBody = 1,
     HttpCallResponseBody = 4,
     PluginConfiguration = 7,
+    #[cfg(feature = "redis")]
+    RedisCallResponse = 9,
 }
 
 /// Log levels of the ABI, lowest first.
@@ -307,8 +309,60 @@ pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) 
 }
 
 /// Makes `context_id` the context later host calls act on.
-#[allow(dead_code)]
+#[cfg(feature = "redis")]
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
     // SAFETY: plain value argument.
     check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// The Higress Redis host calls (not known to upstream Envoy or Istio).
+#[cfg(feature = "redis")]
+pub mod redis {
+    use super::{check, HostResult};
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_redis_init(
+            upstream_data: *const u8,
+            upstream_size: usize,
+            username_data: *const u8,
+            username_size: usize,
+            password_data: *const u8,
+            password_size: usize,
+            timeout_ms: u32,
+        ) -> u32;
+        fn proxy_redis_call(
+            upstream_data: *const u8,
+            upstream_size: usize,
+            query_data: *const u8,
+            query_size: usize,
+            return_callout_id: *mut u32,
+        ) -> u32;
+    }
+
+    /// Opens (or re-opens) the host's connection to a Redis cluster.
+    pub fn init(upstream: &str, username: &str, password: &str, timeout_ms: u32) -> HostResult<()> {
+        // SAFETY: every pointer/length pair describes a live string.
+        check(unsafe {
+            proxy_redis_init(
+                upstream.as_ptr(),
+                upstream.len(),
+                username.as_ptr(),
+                username.len(),
+                password.as_ptr(),
+                password.len(),
+                timeout_ms,
+            )
+        })
+    }
+
+    /// Sends one RESP-encoded command; the answer comes to `proxy_on_redis_call_response`.
+    pub fn call(upstream: &str, query: &[u8]) -> HostResult<u32> {
+        let mut callout_id: u32 = 0;
+        // SAFETY: pointers/lengths describe live buffers; the out-pointer is valid.
+        check(unsafe {
+            proxy_redis_call(upstream.as_ptr(), upstream.len(), query.as_ptr(), query.len(), &mut callout_id)
+        })?;
+        Ok(callout_id)
+    }
 }

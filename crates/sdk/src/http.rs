@@ -323,6 +323,7 @@ fn describe_dispatch_failure(status: Status) -> String {
     match status {
         Status::BAD_ARGUMENT => "the host refused it (BadArgument: unknown cluster or bad headers)".to_string(),
         Status::INTERNAL_FAILURE => "the host could not start it (InternalFailure)".to_string(),
+        Status(12) => "HTTP calls cannot start from a Redis callback (start them from a hook)".to_string(),
         other => format!("the host returned {other}"),
     }
 }

@@ -49,7 +49,8 @@
 //!   becomes on the host.
 //! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
 //!   the callback gets the same request back.
-//! * **Redis calls** (`redis`, with the `redis` feature; Higress only).
+//! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
+//!   a plugin that enables it imports the Higress host functions).
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
 //!
@@ -64,6 +65,8 @@ pub mod http;
 mod json;
 pub mod log;
 mod pairs;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod request;
 mod stream;
 
@@ -72,6 +75,8 @@ pub use config::{ConfigError, RuleMode};
 pub use host::LogLevel;
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use log::{Log, Redacted};
+#[cfg(feature = "redis")]
+pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
 
 /// Everything a plugin usually needs, and serde's `Deserialize`.
@@ -103,6 +108,14 @@ pub trait Plugin: Sized + 'static {
     const REQUEST_BODY: BodyMode = BodyMode::Streamed;
     /// How the response body reaches [`Plugin::on_response_body`].
     const RESPONSE_BODY: BodyMode = BodyMode::Streamed;
+
+    /// A config was parsed (the global one, then each rule's), before any
+    /// request uses it: check what serde cannot, or open clients early.
+    /// An error fails plugin start, and Envoy refuses the configuration.
+    fn on_configure(config: &Self::Config, log: &Log<'_>) -> Result<(), String> {
+        let _ = (config, log);
+        Ok(())
+    }
 
     /// The request headers arrived.
     fn on_request_headers(req: &mut Request<Self>, config: &Self::Config) -> HeaderAction {

@@ -41,6 +41,11 @@ pub struct Request<P: Plugin> {
     response_hold: Hold,
     responded: bool,
     pending_http: Vec<(u32, HttpCallback<P>)>,
+    #[cfg(feature = "redis")]
+    pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
+    /// Set while a Redis callback runs: see [`Request::dispatch_http`].
+    #[cfg(feature = "redis")]
+    pub(crate) in_redis_callback: bool,
 }
 
 impl<P: Plugin> Request<P> {
@@ -53,6 +58,10 @@ impl<P: Plugin> Request<P> {
             response_hold: Hold::Nothing,
             responded: false,
             pending_http: Vec::new(),
+            #[cfg(feature = "redis")]
+            pending_redis: Vec::new(),
+            #[cfg(feature = "redis")]
+            in_redis_callback: false,
         }
     }
 
@@ -253,7 +262,11 @@ impl<P: Plugin> Request<P> {
 
     /// Number of calls whose answer has not come yet.
     fn pending_calls(&self) -> usize {
-        self.pending_http.len()
+        #[cfg(feature = "redis")]
+        let redis = self.pending_redis.len();
+        #[cfg(not(feature = "redis"))]
+        let redis = 0;
+        self.pending_http.len() + redis
     }
 
     pub(crate) fn dispatch_http(
@@ -264,6 +277,12 @@ impl<P: Plugin> Request<P> {
         timeout: Duration,
         callback: HttpCallback<P>,
     ) -> Result<(), host::Status> {
+        #[cfg(feature = "redis")]
+        if self.in_redis_callback {
+            // The `proxy-wasm` dispatcher routes an HTTP answer to the context it
+            // last dispatched to, which inside a Redis callback is not this one.
+            return Err(host::Status(12));
+        }
         match proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
             Ok(token) => {
                 self.pending_http.push((token, callback));

@@ -42,6 +42,13 @@ impl<P: Plugin> RootContext for Root<P> {
         match Rules::parse(&bytes, P::RULE_MODE) {
             Ok(rules) => {
                 let log = Log::new(P::NAME, rules.plugin_id(), false);
+                for (path, config) in rules.configs() {
+                    if let Err(err) = P::on_configure(config, &log) {
+                        let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+                        log.critical(format_args!("invalid configuration: {at}{err}"));
+                        return false;
+                    }
+                }
                 log.info(if self.configured { "configuration replaced" } else { "configured" });
                 self.rules = Rc::new(rules);
                 self.configured = true;
@@ -59,14 +66,24 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let _ = context_id;
         let request = Rc::new(RefCell::new(Request::<P>::new(Rc::clone(&self.rules))));
-        Some(Box::new(Stream { request }))
+        #[cfg(feature = "redis")]
+        crate::redis::track(context_id, &request);
+        Some(Box::new(Stream { request, context_id }))
     }
 }
 
 pub(crate) struct Stream<P: Plugin> {
     request: Rc<RefCell<Request<P>>>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    context_id: u32,
+}
+
+#[cfg(feature = "redis")]
+impl<P: Plugin> Drop for Stream<P> {
+    fn drop(&mut self) {
+        crate::redis::forget(self.context_id);
+    }
 }
 
 impl<P: Plugin> Stream<P> {

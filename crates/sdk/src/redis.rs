@@ -1,0 +1,698 @@
+//! Calling Redis from a plugin (feature `redis`; Higress only).
+//!
+//! Higress's gateway gives plugins a Redis client on an Envoy cluster
+//! (`proxy_redis_init` / `proxy_redis_call`, answers to
+//! `proxy_on_redis_call_response`). Upstream Envoy and Istio do not have these
+//! host functions and refuse to load a module that imports them, which is why
+//! only plugins built with this feature import them.
+//!
+//! ```ignore
+//! let redis = RedisClient::new(&Cluster::service("redis.dns", Some(6379))?, RedisOptions::default())?;
+//! redis.incr(req, "hits", |req, _config, count| {
+//!     match count {
+//!         Ok(n) => req.log().info(format_args!("hit {n}")),
+//!         Err(err) => req.log().error(format_args!("redis: {err}")),
+//!     }
+//!     req.resume();
+//! })?;
+//! ```
+//!
+//! As in Higress's Go client: commands go out as one RESP array of bulk
+//! strings; a client whose first init failed retries init before its next
+//! command; an answer `NOAUTH Authentication required` makes the client
+//! re-init and send the command once more; the answer to a request that is
+//! gone is dropped. The effective context is set to the request before its
+//! callback runs.
+
+use crate::host::{self, BufferType, Status};
+use crate::http::Cluster;
+use crate::request::Request;
+use crate::Plugin;
+use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame, Resp2Frame};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+/// A value Redis answered with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// The null bulk string or null array.
+    Nil,
+    /// An integer reply.
+    Int(i64),
+    /// A bulk string reply.
+    Data(Vec<u8>),
+    /// A simple string reply (`OK`, `PONG`).
+    Status(String),
+    /// An array reply.
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// The integer, or an error naming what came instead.
+    pub fn into_int(self) -> RedisResult<i64> {
+        match self {
+            Value::Int(n) => Ok(n),
+            other => Err(RedisError::unexpected("an integer", &other)),
+        }
+    }
+
+    /// The bytes of a bulk or simple string; `None` for nil.
+    pub fn into_data(self) -> RedisResult<Option<Vec<u8>>> {
+        match self {
+            Value::Nil => Ok(None),
+            Value::Data(data) => Ok(Some(data)),
+            Value::Status(status) => Ok(Some(status.into_bytes())),
+            other => Err(RedisError::unexpected("a string", &other)),
+        }
+    }
+
+    /// Whether a status reply was `OK` (nil, e.g. `SET NX` that did not set, is `false`).
+    pub fn into_ok(self) -> RedisResult<bool> {
+        match self {
+            Value::Status(status) if status == "OK" => Ok(true),
+            Value::Nil => Ok(false),
+            other => Err(RedisError::unexpected("OK", &other)),
+        }
+    }
+
+    /// An array of strings (nil items as `None`).
+    pub fn into_data_list(self) -> RedisResult<Vec<Option<Vec<u8>>>> {
+        match self {
+            Value::Array(items) => items.into_iter().map(Value::into_data).collect(),
+            other => Err(RedisError::unexpected("an array", &other)),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Int(_) => "an integer",
+            Value::Data(_) => "a bulk string",
+            Value::Status(_) => "a status",
+            Value::Array(_) => "an array",
+        }
+    }
+}
+
+/// Why a Redis command has no usable answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisError {
+    /// The host could not reach Redis (or timed out): "cannot connect to redis cluster".
+    Unavailable,
+    /// The host refused the command or the init before sending it.
+    Dispatch(String),
+    /// Redis answered with an error reply (`ERR ...`, `WRONGTYPE ...`, `NOAUTH ...`).
+    Server(String),
+    /// The answer was not RESP, or not the type the command returns.
+    Protocol(String),
+}
+
+impl RedisError {
+    fn unexpected(wanted: &str, got: &Value) -> Self {
+        RedisError::Protocol(format!("expected {wanted}, got {}", got.kind()))
+    }
+}
+
+impl fmt::Display for RedisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisError::Unavailable => f.write_str("cannot connect to redis cluster"),
+            RedisError::Dispatch(why) => write!(f, "redis command not sent: {why}"),
+            RedisError::Server(message) => write!(f, "redis error: {message}"),
+            RedisError::Protocol(why) => write!(f, "bad redis answer: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RedisError {}
+
+/// What a Redis callback receives.
+pub type RedisResult<T> = Result<T, RedisError>;
+
+/// How to reach a Redis cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisOptions {
+    pub username: String,
+    pub password: String,
+    /// Per-command timeout in milliseconds (default 1000).
+    pub timeout_ms: u32,
+    /// Database number (`SELECT`), default 0.
+    pub database: u32,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions { username: String::new(), password: String::new(), timeout_ms: 1000, database: 0 }
+    }
+}
+
+/// A Redis client on one cluster. Build it when the config is parsed; clones share
+/// one connection state.
+#[derive(Clone)]
+pub struct RedisClient {
+    target: Rc<Target>,
+}
+
+struct Target {
+    /// The cluster name with Higress's options: `<cluster>?db=N&buffer_flush_timeout=3&...`.
+    upstream: String,
+    options: RedisOptions,
+    ready: Cell<bool>,
+}
+
+impl fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password stays out of debug output.
+        f.debug_struct("RedisClient").field("upstream", &self.target.upstream).finish_non_exhaustive()
+    }
+}
+
+pub(crate) type RedisCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, RedisResult<Value>)>;
+
+/// A command waiting for its answer.
+pub(crate) struct Pending<P: Plugin> {
+    callout: u32,
+    query: Vec<u8>,
+    client: RedisClient,
+    retried: bool,
+    callback: RedisCallback<P>,
+}
+
+impl<P: Plugin> Pending<P> {
+    pub(crate) fn callout(&self) -> u32 {
+        self.callout
+    }
+}
+
+impl RedisClient {
+    /// A client for `cluster` (any kind but [`Cluster::Route`]).
+    pub fn new(cluster: &Cluster, options: RedisOptions) -> Result<Self, String> {
+        let name = cluster.cluster_name(|| None).ok_or("a Redis client needs a fixed cluster, not the route's")?;
+        let mut upstream = name;
+        upstream.push('?');
+        if options.database != 0 {
+            upstream.push_str(&format!("db={}&", options.database));
+        }
+        upstream.push_str("buffer_flush_timeout=3&max_buffer_size_before_flush=1024");
+        Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
+    }
+
+    /// The upstream string passed to the host (`<cluster>?db=...`).
+    pub fn upstream(&self) -> &str {
+        &self.target.upstream
+    }
+
+    /// Opens the host's connection; commands call it themselves when needed,
+    /// so calling it early (from [`Plugin::on_configure`]) only surfaces errors sooner.
+    pub fn init(&self) -> RedisResult<()> {
+        let t = &self.target;
+        match host::redis::init(&t.upstream, &t.options.username, &t.options.password, t.options.timeout_ms) {
+            Ok(()) => {
+                t.ready.set(true);
+                Ok(())
+            }
+            Err(status) => {
+                t.ready.set(false);
+                Err(RedisError::Dispatch(format!("init of {} failed: host returned {status}", t.upstream)))
+            }
+        }
+    }
+
+    fn send(&self, query: &[u8]) -> RedisResult<u32> {
+        if !self.target.ready.get() {
+            self.init()?;
+        }
+        host::redis::call(&self.target.upstream, query).map_err(|status| {
+            if status == Status::BAD_ARGUMENT {
+                // Higress answers BadArgument when the cluster's client is gone: init again next time.
+                self.target.ready.set(false);
+            }
+            RedisError::Dispatch(format!("host returned {status}"))
+        })
+    }
+
+    /// Sends any command, e.g. `&[b"HSET", key, field, value]`; `callback` gets the answer.
+    pub fn command<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        args: &[&[u8]],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) -> RedisResult<()> {
+        let query = encode_command(args);
+        let callout = self.send(&query)?;
+        req.pending_redis.push(Pending {
+            callout,
+            query,
+            client: self.clone(),
+            retried: false,
+            callback: Box::new(callback),
+        });
+        Ok(())
+    }
+
+    fn typed<P: Plugin, T: 'static>(
+        &self,
+        req: &mut Request<P>,
+        args: &[&[u8]],
+        convert: fn(Value) -> RedisResult<T>,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<T>) + 'static,
+    ) -> RedisResult<()> {
+        self.command(req, args, move |req, config, answer| callback(req, config, answer.and_then(convert)))
+    }
+
+    /// `GET key`: the value, `None` when the key does not exist.
+    pub fn get<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Option<Vec<u8>>>) + 'static,
+    ) -> RedisResult<()> {
+        self.typed(req, &[b"GET", key.as_bytes()], Value::into_data, callback)
+    }
+
+    /// `SET key value` (`EX seconds` when given, `NX` when `only_if_absent`):
+    /// `true` if set (`false` when `NX` found the key).
+    pub fn set<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        value: &[u8],
+        expire_seconds: Option<u64>,
+        only_if_absent: bool,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<bool>) + 'static,
+    ) -> RedisResult<()> {
+        let seconds = expire_seconds.map(|s| s.to_string());
+        let mut args: Vec<&[u8]> = vec![b"SET", key.as_bytes(), value];
+        if let Some(seconds) = &seconds {
+            args.extend([b"EX".as_slice(), seconds.as_bytes()]);
+        }
+        if only_if_absent {
+            args.push(b"NX");
+        }
+        self.typed(req, &args, Value::into_ok, callback)
+    }
+
+    /// `INCRBY key by` (plain `INCR` when `by` is 1): the new value.
+    pub fn incr_by<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        by: i64,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        let by_text = by.to_string();
+        let args: [&[u8]; 3] = [b"INCRBY", key.as_bytes(), by_text.as_bytes()];
+        self.typed(req, &args, Value::into_int, callback)
+    }
+
+    /// `INCR key`: the new value.
+    pub fn incr<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        self.typed(req, &[b"INCR", key.as_bytes()], Value::into_int, callback)
+    }
+
+    /// `DECR key`: the new value.
+    pub fn decr<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        self.typed(req, &[b"DECR", key.as_bytes()], Value::into_int, callback)
+    }
+
+    /// `EXPIRE key seconds`: whether the key exists (and now expires).
+    pub fn expire<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        seconds: u64,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<bool>) + 'static,
+    ) -> RedisResult<()> {
+        let seconds = seconds.to_string();
+        let args: [&[u8]; 3] = [b"EXPIRE", key.as_bytes(), seconds.as_bytes()];
+        self.typed(req, &args, |v| v.into_int().map(|n| n == 1), callback)
+    }
+
+    /// `DEL key...`: how many keys were removed.
+    pub fn del<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        keys: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        let args: Vec<&[u8]> = std::iter::once(b"DEL".as_slice()).chain(keys.iter().map(|k| k.as_bytes())).collect();
+        self.typed(req, &args, Value::into_int, callback)
+    }
+
+    /// `EXISTS key...`: how many of the keys exist.
+    pub fn exists<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        keys: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        let args: Vec<&[u8]> = std::iter::once(b"EXISTS".as_slice()).chain(keys.iter().map(|k| k.as_bytes())).collect();
+        self.typed(req, &args, Value::into_int, callback)
+    }
+
+    /// `EVAL script numkeys keys... args...`: the script's answer.
+    pub fn eval<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        script: &str,
+        keys: &[&str],
+        args: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) -> RedisResult<()> {
+        self.script_command(req, b"EVAL", script, keys, args, callback)
+    }
+
+    /// `EVALSHA sha1 numkeys keys... args...`: the script's answer.
+    pub fn evalsha<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        sha1: &str,
+        keys: &[&str],
+        args: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) -> RedisResult<()> {
+        self.script_command(req, b"EVALSHA", sha1, keys, args, callback)
+    }
+
+    fn script_command<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        verb: &[u8],
+        script: &str,
+        keys: &[&str],
+        args: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) -> RedisResult<()> {
+        let count = keys.len().to_string();
+        let mut all: Vec<&[u8]> = vec![verb, script.as_bytes(), count.as_bytes()];
+        all.extend(keys.iter().map(|k| k.as_bytes()));
+        all.extend(args.iter().map(|a| a.as_bytes()));
+        self.command(req, &all, callback)
+    }
+
+    /// `HGET key field`.
+    pub fn hget<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        field: &str,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Option<Vec<u8>>>) + 'static,
+    ) -> RedisResult<()> {
+        self.typed(req, &[b"HGET", key.as_bytes(), field.as_bytes()], Value::into_data, callback)
+    }
+
+    /// `HSET key field value`: how many fields were added.
+    pub fn hset<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        field: &str,
+        value: &[u8],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        self.typed(req, &[b"HSET", key.as_bytes(), field.as_bytes(), value], Value::into_int, callback)
+    }
+
+    /// `HINCRBY key field by`: the new value.
+    pub fn hincr_by<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        field: &str,
+        by: i64,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        let by = by.to_string();
+        let args: [&[u8]; 4] = [b"HINCRBY", key.as_bytes(), field.as_bytes(), by.as_bytes()];
+        self.typed(req, &args, Value::into_int, callback)
+    }
+
+    /// `MGET key...`: each value, `None` for missing keys.
+    pub fn mget<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        keys: &[&str],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Vec<Option<Vec<u8>>>>) + 'static,
+    ) -> RedisResult<()> {
+        let args: Vec<&[u8]> = std::iter::once(b"MGET".as_slice()).chain(keys.iter().map(|k| k.as_bytes())).collect();
+        self.typed(req, &args, Value::into_data_list, callback)
+    }
+
+    /// `MSET key value ...`.
+    pub fn mset<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        pairs: &[(&str, &[u8])],
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<bool>) + 'static,
+    ) -> RedisResult<()> {
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for (key, value) in pairs {
+            args.extend([key.as_bytes(), *value]);
+        }
+        self.typed(req, &args, Value::into_ok, callback)
+    }
+}
+
+/// One RESP array of bulk strings.
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let items: Vec<BorrowedFrame<'_>> = args.iter().map(|arg| BorrowedFrame::BulkString(arg)).collect();
+    let frame = BorrowedFrame::Array(&items);
+    let mut buf = vec![0u8; frame.encode_len(false)];
+    match redis_protocol::resp2::encode::encode_borrowed(&mut buf, &frame, false) {
+        Ok(written) => buf.truncate(written),
+        // The buffer is sized by the encoder itself; keep the contract explicit anyway.
+        Err(_) => buf.clear(),
+    }
+    buf
+}
+
+/// Encodes a value as Redis would send it (used by tests and test hosts).
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let frame = to_frame(value);
+    let mut buf = vec![0u8; frame.encode_len(false)];
+    match redis_protocol::resp2::encode::encode(&mut buf, &frame, false) {
+        Ok(written) => buf.truncate(written),
+        Err(_) => buf.clear(),
+    }
+    buf
+}
+
+fn to_frame(value: &Value) -> OwnedFrame {
+    match value {
+        Value::Nil => OwnedFrame::Null,
+        Value::Int(n) => OwnedFrame::Integer(*n),
+        Value::Data(data) => OwnedFrame::BulkString(data.clone()),
+        Value::Status(status) => OwnedFrame::SimpleString(status.as_bytes().to_vec()),
+        Value::Array(items) => OwnedFrame::Array(items.iter().map(to_frame).collect()),
+    }
+}
+
+/// Decodes one answer: a value, or Redis's error reply as [`RedisError::Server`].
+pub fn decode_reply(bytes: &[u8]) -> RedisResult<Value> {
+    match redis_protocol::resp2::decode::decode(bytes) {
+        Ok(Some((frame, used))) if used == bytes.len() => from_frame(frame),
+        Ok(Some(_)) => Err(RedisError::Protocol("trailing bytes after the answer".to_string())),
+        Ok(None) => Err(RedisError::Protocol("incomplete answer".to_string())),
+        Err(err) => Err(RedisError::Protocol(err.to_string())),
+    }
+}
+
+fn from_frame(frame: OwnedFrame) -> RedisResult<Value> {
+    Ok(match frame {
+        OwnedFrame::Null => Value::Nil,
+        OwnedFrame::Integer(n) => Value::Int(n),
+        OwnedFrame::BulkString(data) => Value::Data(data),
+        OwnedFrame::SimpleString(status) => Value::Status(String::from_utf8_lossy(&status).into_owned()),
+        OwnedFrame::Error(message) => return Err(RedisError::Server(message)),
+        // An error inside an array (e.g. from EXEC) is kept as the array's item.
+        OwnedFrame::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    OwnedFrame::Error(message) => Ok(Value::Status(format!("-{message}"))),
+                    other => from_frame(other),
+                })
+                .collect::<RedisResult<_>>()?,
+        ),
+    })
+}
+
+// ----- routing answers back to their request -----
+
+/// A live request that can take Redis answers.
+pub(crate) trait Deliver {
+    fn deliver(&self, callout: u32, status: u32, size: usize);
+}
+
+thread_local! {
+    /// Live requests by context id. Answers for ids not here (finished
+    /// requests) are dropped.
+    static LIVE: RefCell<BTreeMap<u32, Weak<dyn Deliver>>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+pub(crate) fn track<P: Plugin>(context_id: u32, request: &Rc<RefCell<Request<P>>>) {
+    let weak: Weak<dyn Deliver> = Rc::downgrade(request) as Weak<dyn Deliver>;
+    LIVE.with(|live| {
+        if let Ok(mut live) = live.try_borrow_mut() {
+            live.insert(context_id, weak);
+        }
+    });
+}
+
+pub(crate) fn forget(context_id: u32) {
+    LIVE.with(|live| {
+        if let Ok(mut live) = live.try_borrow_mut() {
+            live.remove(&context_id);
+        }
+    });
+}
+
+impl<P: Plugin> Deliver for RefCell<Request<P>> {
+    fn deliver(&self, callout: u32, status: u32, size: usize) {
+        match self.try_borrow_mut() {
+            Ok(mut request) => request.on_redis_response(callout, status, size),
+            Err(_) => crate::log::Log::new(P::NAME, None, true).error("redis answer for a request that is running"),
+        }
+    }
+}
+
+/// Higress calls this with the answer to a `proxy_redis_call`.
+#[no_mangle]
+pub extern "C" fn proxy_on_redis_call_response(context_id: u32, callout_id: u32, status: u32, response_size: usize) {
+    let target =
+        LIVE.with(|live| live.try_borrow().ok().and_then(|live| live.get(&context_id).and_then(Weak::upgrade)));
+    let Some(target) = target else { return };
+    if host::set_effective_context(context_id).is_err() {
+        return;
+    }
+    target.deliver(callout_id, status, response_size);
+}
+
+impl<P: Plugin> Request<P> {
+    fn on_redis_response(&mut self, callout: u32, status: u32, size: usize) {
+        let Some(at) = self.pending_redis.iter().position(|p| p.callout() == callout) else { return };
+        let pending = self.pending_redis.swap_remove(at);
+        let answer = if status != 0 {
+            Err(RedisError::Unavailable)
+        } else {
+            match host::get_buffer(BufferType::RedisCallResponse, 0, size) {
+                Ok(Some(bytes)) => decode_reply(&bytes),
+                Ok(None) => Err(RedisError::Unavailable),
+                Err(status) => Err(RedisError::Protocol(format!("cannot read the answer: {status}"))),
+            }
+        };
+        if let Err(RedisError::Server(message)) = &answer {
+            if message.starts_with("NOAUTH") && !pending.retried {
+                // The connection lost its authentication (e.g. Redis restarted with
+                // a password): init again and send the command once more.
+                let resent = pending.client.init().and_then(|()| pending.client.send(&pending.query));
+                if let Ok(callout) = resent {
+                    self.pending_redis.push(Pending { callout, retried: true, ..pending });
+                    return;
+                }
+            }
+        }
+        self.in_redis_callback = true;
+        self.with_config(|req, config| (pending.callback)(req, config, answer));
+        self.in_redis_callback = false;
+        self.after_callback();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_arrays_of_bulk_strings() {
+        assert_eq!(encode_command(&[b"GET", b"k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        assert_eq!(encode_command(&[b"SET", b"a\r\nb", b""]), b"*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$0\r\n\r\n");
+        assert_eq!(encode_command(&[]), b"*0\r\n");
+    }
+
+    #[test]
+    fn every_value_type_round_trips() {
+        let values = [
+            Value::Nil,
+            Value::Int(0),
+            Value::Int(-42),
+            Value::Int(i64::MAX),
+            Value::Data(b"".to_vec()),
+            Value::Data(b"bin\r\n\x00\xff".to_vec()),
+            Value::Status("OK".to_string()),
+            Value::Array(vec![]),
+            Value::Array(vec![Value::Int(1), Value::Nil, Value::Array(vec![Value::Data(b"x".to_vec())])]),
+        ];
+        for value in values {
+            assert_eq!(decode_reply(&encode_value(&value)), Ok(value.clone()), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn errors_and_nulls_decode() {
+        assert_eq!(decode_reply(b"-ERR unknown command\r\n"), Err(RedisError::Server("ERR unknown command".into())));
+        assert_eq!(
+            decode_reply(b"-NOAUTH Authentication required.\r\n"),
+            Err(RedisError::Server("NOAUTH Authentication required.".into()))
+        );
+        assert_eq!(decode_reply(b"$-1\r\n"), Ok(Value::Nil));
+        assert_eq!(decode_reply(b"*-1\r\n"), Ok(Value::Nil));
+        assert_eq!(
+            decode_reply(b"*2\r\n:1\r\n-ERR inner\r\n"),
+            Ok(Value::Array(vec![Value::Int(1), Value::Status("-ERR inner".into())]))
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_errors_not_panics() {
+        for bad in [&b""[..], b"$5\r\nab\r\n", b":12x\r\n", b"?\r\n", b"*1\r\n", b":1\r\n:2\r\n", b"$-2\r\n"] {
+            assert!(matches!(decode_reply(bad), Err(RedisError::Protocol(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn typed_conversions() {
+        assert_eq!(Value::Int(3).into_int(), Ok(3));
+        assert!(Value::Data(b"3".to_vec()).into_int().is_err());
+        assert_eq!(Value::Nil.into_data(), Ok(None));
+        assert_eq!(Value::Status("OK".into()).into_ok(), Ok(true));
+        assert_eq!(Value::Nil.into_ok(), Ok(false));
+        assert_eq!(
+            Value::Array(vec![Value::Data(b"a".to_vec()), Value::Nil]).into_data_list(),
+            Ok(vec![Some(b"a".to_vec()), None])
+        );
+    }
+
+    #[test]
+    fn upstream_names_carry_higress_options() {
+        let cluster = Cluster::service("redis.dns", Some(6379)).unwrap();
+        let client = RedisClient::new(&cluster, RedisOptions::default()).unwrap();
+        assert_eq!(
+            client.upstream(),
+            "outbound|6379||redis.dns?buffer_flush_timeout=3&max_buffer_size_before_flush=1024"
+        );
+        let client = RedisClient::new(&cluster, RedisOptions { database: 2, ..RedisOptions::default() }).unwrap();
+        assert_eq!(
+            client.upstream(),
+            "outbound|6379||redis.dns?db=2&buffer_flush_timeout=3&max_buffer_size_before_flush=1024"
+        );
+        let debug = format!(
+            "{:?}",
+            RedisClient::new(&cluster, RedisOptions { password: "s3cret".into(), ..Default::default() }).unwrap()
+        );
+        assert!(!debug.contains("s3cret"));
+        assert!(RedisClient::new(&Cluster::Route { host: None }, RedisOptions::default()).is_err());
+    }
+}
