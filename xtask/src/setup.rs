@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// Debian packages: (command that proves it is installed, package).
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("wasm-opt", "binaryen"), ("redis-server", "redis-server")];
+const DEBIAN_PACKAGES: &[(&str, &str)] =
+    &[("wasm-opt", "binaryen"), ("redis-server", "redis-server"), ("docker-registry", "docker-registry")];
 
 pub fn run(root: &Path) -> Result<(), String> {
     wasm_target(root)?;

@@ -1,23 +1,32 @@
 //! What a hook tells the host: go on, or hold the stream.
 //!
-//! The seed's Go SDK names five header states and four data states after Envoy's
-//! `FilterHeadersStatus` / `FilterDataStatus`. Through the ABI 0.2.1 exports of
-//! the `proxy-wasm` crate a hook can hand the host only `0` (continue) or `1`
-//! (pause); what each state becomes, and what Envoy 1.40 then does:
+//! The seed's Go SDK names five header states and four data states after
+//! Envoy's `FilterHeadersStatus` / `FilterDataStatus`. A module built on the
+//! `proxy-wasm` crate returns its crate's `Action`, which has only `0`
+//! (continue) and `1` (pause). What each state becomes, and what Envoy 1.40
+//! then does (each row is shown on a real Envoy by `e2e/tests/actions.rs`):
 //!
 //! | Go SDK state | here | sent | Envoy 1.40 |
 //! |---|---|---|---|
 //! | `HeaderContinue` | [`HeaderAction::Continue`] | 0 | headers go on to the next filter |
-//! | `HeaderStopIteration` | [`HeaderAction::StopIteration`] | 1 | with `allow_on_headers_stop_iteration: true` in the filter config: headers held, body still delivered to the body hook, and a body hook returning `Continue` releases both; without it Envoy turns 1 into `StopAllIterationAndWatermark` (the body hook then runs only after [`Request::resume`](crate::Request::resume)) |
-//! | `HeaderContinueAndEndStream` | not offered | - | the ABI cannot send 2, and no ABI 0.2.1 host call could add the body it exists for |
-//! | `HeaderStopAllIterationAndBuffer` | [`HeaderAction::StopAllIterationAndBuffer`] | 1 | runs as `StopAllIterationAndWatermark`: the ABI cannot send 3; body is held all the same, only the overflow answer differs (back-pressure instead of 413) |
-//! | `HeaderStopAllIterationAndWatermark` | [`HeaderAction::StopAllIterationAndWatermark`] | 1 | held until [`Request::resume`](crate::Request::resume) or a local response; body is held too (the SDK keeps holding it even on hosts that set `allow_on_headers_stop_iteration`) |
-//! | `DataContinue` | [`DataAction::Continue`] | 0 | the chunk goes on |
-//! | `DataStopIterationAndBuffer` | [`DataAction::StopIterationAndBuffer`] | 1 | the chunk is buffered and the body hook is called again with the whole body so far |
-//! | `DataStopIterationAndWatermark` | not offered | - | the ABI cannot send 2 |
-//! | `DataStopIterationNoBuffer` | not offered | - | the ABI cannot send 3 |
+//! | `HeaderStopIteration` | [`HeaderAction::StopIteration`] | 1 | with `allow_on_headers_stop_iteration: true` in the filter config: headers held, the body hook still runs, can edit the headers, and releases headers and body by returning `Continue`. Without it Envoy runs 1 as `StopAllIterationAndWatermark`: the body hook runs only after [`Request::resume`](crate::Request::resume), when the headers can no longer be edited, so only a pending call's callback can let the request go on. On a message without body nothing could release it; the SDK then lets it go on and logs an error |
+//! | `HeaderContinueAndEndStream` | not offered | - | `Action` cannot carry 2, and no ABI 0.2.1 host call could add the body it exists for |
+//! | `HeaderStopAllIterationAndBuffer` | [`HeaderAction::StopAllIterationAndBuffer`] | 1 | runs as `StopAllIterationAndWatermark` (`Action` cannot carry 3): held until resumed; a body larger than the buffer limit is held with back-pressure instead of a 413 |
+//! | `HeaderStopAllIterationAndWatermark` | [`HeaderAction::StopAllIterationAndWatermark`] | 1 | headers and body held until [`Request::resume`](crate::Request::resume) or a local answer; the body hook runs once, after the resume, with the body buffered meanwhile. With `allow_on_headers_stop_iteration: true`, Envoy runs 1 as `StopIteration` and delivers body during the hold: the SDK keeps holding it (the body hook returning `Continue` is sent as pause), but past the buffer limit Envoy answers 413 |
+//! | `DataContinue` | [`DataAction::Continue`] | 0 | the chunk goes on (and headers held by `StopIteration` with it) |
+//! | `DataStopIterationAndBuffer` | [`DataAction::StopIterationAndBuffer`] | 1 | the chunk is buffered; the hook sees the whole body so far with the next chunk, and a later `Continue` (or [`Request::resume`](crate::Request::resume) from a callback) releases it. Past the buffer limit: 413 for requests; for responses 500 if their headers are held, else Envoy resets the stream |
+//! | `DataStopIterationAndWatermark` | not offered | - | `Action` cannot carry 2 |
+//! | `DataStopIterationNoBuffer` | not offered | - | `Action` cannot carry 3 |
 //!
-//! The end-to-end suite (`e2e/tests/actions.rs`) shows each row on a real Envoy.
+//! Two more facts of Envoy that shape the SDK:
+//!
+//! * Body edits never update `content-length`. Remove it in the headers hook
+//!   (the body then goes on chunked) or hold the headers and set it; else the
+//!   upstream reads the old length and the rest corrupts its connection.
+//! * `proxy_continue_stream` on a stream that is not held is not refused: it
+//!   sends the request upstream twice, the response head twice, or crashes
+//!   Envoy. So [`Request::resume`](crate::Request::resume) continues only what
+//!   a hook held, and never after a local answer.
 
 use proxy_wasm::types::Action;
 
@@ -53,15 +62,6 @@ pub enum DataAction {
     Continue,
     /// Buffer the chunk; the hook sees the whole body so far next time.
     StopIterationAndBuffer,
-}
-
-impl DataAction {
-    pub(crate) fn to_abi(self) -> Action {
-        match self {
-            DataAction::Continue => Action::Continue,
-            DataAction::StopIterationAndBuffer => Action::Pause,
-        }
-    }
 }
 
 /// How a plugin wants a body delivered to its body hook.

@@ -143,7 +143,6 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
-    fn proxy_set_effective_context(context_id: u32) -> u32;
 }
 
 /// Takes ownership of a buffer the host allocated through `proxy_on_memory_allocate`.
@@ -311,6 +310,10 @@ pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) 
 /// Makes `context_id` the context later host calls act on.
 #[cfg(feature = "redis")]
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_set_effective_context(context_id: u32) -> u32;
+    }
     // SAFETY: plain value argument.
     check(unsafe { proxy_set_effective_context(context_id) })
 }

@@ -104,10 +104,6 @@ pub trait Plugin: Sized + 'static {
 
     /// How rules' configs are built (Higress's default: each rule stands alone).
     const RULE_MODE: RuleMode = RuleMode::Standalone;
-    /// How the request body reaches [`Plugin::on_request_body`].
-    const REQUEST_BODY: BodyMode = BodyMode::Streamed;
-    /// How the response body reaches [`Plugin::on_response_body`].
-    const RESPONSE_BODY: BodyMode = BodyMode::Streamed;
 
     /// A config was parsed (the global one, then each rule's), before any
     /// request uses it: check what serde cannot, or open clients early.
@@ -115,6 +111,19 @@ pub trait Plugin: Sized + 'static {
     fn on_configure(config: &Self::Config, log: &Log<'_>) -> Result<(), String> {
         let _ = (config, log);
         Ok(())
+    }
+
+    /// How the request body reaches [`Plugin::on_request_body`] for requests
+    /// under `config` (default: chunk by chunk).
+    fn request_body_mode(config: &Self::Config) -> BodyMode {
+        let _ = config;
+        BodyMode::Streamed
+    }
+
+    /// How the response body reaches [`Plugin::on_response_body`] (default: chunk by chunk).
+    fn response_body_mode(config: &Self::Config) -> BodyMode {
+        let _ = config;
+        BodyMode::Streamed
     }
 
     /// The request headers arrived.

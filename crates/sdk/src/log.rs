@@ -56,8 +56,14 @@ impl<'a> Log<'a> {
         if !self.enabled(level) {
             return;
         }
+        // Envoy's `request.id` attribute is the `x-request-id` of the request
+        // and, unlike the header, stays readable after the headers went on.
         let request_id = if self.in_request {
-            host::get_map_value(MapType::RequestHeaders, "x-request-id").ok().flatten()
+            host::get_property(&["request", "id"])
+                .ok()
+                .flatten()
+                .filter(|id| !id.is_empty())
+                .or_else(|| host::get_map_value(MapType::RequestHeaders, "x-request-id").ok().flatten())
         } else {
             None
         };

@@ -26,6 +26,19 @@ enum Hold {
     Headers,
     /// Headers and body held until `resume` (or a local response).
     All,
+    /// Body held by a body hook's `StopIterationAndBuffer`; a later chunk's
+    /// `Continue`, or `resume`, releases it.
+    Body,
+}
+
+/// Where the exchange is, for the checks that depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    RequestHeaders,
+    RequestBody,
+    ResponseHeaders,
+    ResponseBody,
+    Done,
 }
 
 /// One HTTP exchange as a plugin sees it, with the plugin's per-request state.
@@ -39,6 +52,14 @@ pub struct Request<P: Plugin> {
     selected: Option<Option<usize>>,
     request_hold: Hold,
     response_hold: Hold,
+    /// Whether the last body chunk of each direction has been seen: a body
+    /// held after that can only be released by `resume`.
+    request_body_done: bool,
+    response_body_done: bool,
+    /// Whether the response headers went on to the client (after which a
+    /// local answer makes Envoy reset the stream).
+    response_headers_sent: bool,
+    phase: Phase,
     responded: bool,
     pending_http: Vec<(u32, HttpCallback<P>)>,
     #[cfg(feature = "redis")]
@@ -56,6 +77,10 @@ impl<P: Plugin> Request<P> {
             selected: None,
             request_hold: Hold::Nothing,
             response_hold: Hold::Nothing,
+            request_body_done: false,
+            response_body_done: false,
+            response_headers_sent: false,
+            phase: Phase::RequestHeaders,
             responded: false,
             pending_http: Vec::new(),
             #[cfg(feature = "redis")]
@@ -132,6 +157,11 @@ impl<P: Plugin> Request<P> {
         host::get_buffer(BufferType::RequestBody, 0, usize::MAX).ok().flatten()
     }
     /// Replaces the request body.
+    ///
+    /// The host does not update `content-length`: when the length changes,
+    /// remove `content-length` in the headers hook (the body then goes on
+    /// chunked), or hold the headers and set it yourself. Otherwise the
+    /// upstream reads the old length and the rest corrupts the connection.
     pub fn set_request_body(&self, body: &[u8]) {
         self.edit("set_request_body", "body", host::set_buffer(BufferType::RequestBody, 0, usize::MAX, body));
     }
@@ -147,7 +177,8 @@ impl<P: Plugin> Request<P> {
     pub fn response_body(&self) -> Option<Vec<u8>> {
         host::get_buffer(BufferType::ResponseBody, 0, usize::MAX).ok().flatten()
     }
-    /// Replaces the response body.
+    /// Replaces the response body (the `content-length` rule of
+    /// [`Request::set_request_body`] applies).
     pub fn set_response_body(&self, body: &[u8]) {
         let result = host::set_buffer(BufferType::ResponseBody, 0, usize::MAX, body);
         self.edit("set_response_body", "body", result);
@@ -205,6 +236,11 @@ impl<P: Plugin> Request<P> {
             self.log().warn(format_args!("respond({status}) ignored: this request was already answered"));
             return HeaderAction::StopAllIterationAndWatermark;
         }
+        if self.response_headers_sent {
+            self.log().warn(format_args!(
+                "respond({status}) after the response headers went out: Envoy resets the stream instead"
+            ));
+        }
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         match host::send_local_response(u32::from(status), &headers, body.as_ref()) {
             Ok(()) => {
@@ -223,7 +259,8 @@ impl<P: Plugin> Request<P> {
 
     /// Lets a held request (or, once the request is through, a held response)
     /// go on. Does nothing when nothing is held or after [`Request::respond`]:
-    /// resuming then would be undefined behaviour on the host.
+    /// on Envoy, continuing a stream that is not held sends it upstream twice
+    /// (or crashes the proxy), so the SDK only continues what a hook held.
     pub fn resume(&mut self) {
         if self.responded {
             return;
@@ -302,28 +339,40 @@ impl<P: Plugin> Request<P> {
         Some(f(self, config))
     }
 
-    pub(crate) fn on_request_headers(&mut self) -> Action {
+    pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+        self.phase = Phase::RequestHeaders;
+        self.request_body_done = end_of_stream;
         self.selected =
             if self.rules.has_rules() { self.rules.select(&mut HostFacts) } else { self.rules.global().map(|_| None) };
         let action = self.with_config(P::on_request_headers).unwrap_or(HeaderAction::Continue);
-        self.after_headers_hook(action, StreamType::Request)
+        self.after_headers_hook(action, StreamType::Request, end_of_stream)
     }
 
-    pub(crate) fn on_response_headers(&mut self) -> Action {
+    pub(crate) fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
+        self.phase = Phase::ResponseHeaders;
+        self.response_body_done = end_of_stream;
         if self.responded {
             // Our own local answer passing through the filter chain.
             return Action::Continue;
         }
         let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
-        self.after_headers_hook(action, StreamType::Response)
+        let abi = self.after_headers_hook(action, StreamType::Response, end_of_stream);
+        self.response_headers_sent = abi == Action::Continue && !self.responded;
+        abi
     }
 
-    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType) -> Action {
+    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType, end_of_stream: bool) -> Action {
         if self.responded {
             return Action::Pause;
         }
         let hold = match action {
             HeaderAction::Continue => Hold::Nothing,
+            // With no body to come, no body hook could release the headers.
+            HeaderAction::StopIteration if end_of_stream && self.pending_calls() == 0 => {
+                self.log()
+                    .error("StopIteration on a message without body and no call pending would hang it; it goes on");
+                return Action::Continue;
+            }
             HeaderAction::StopIteration => Hold::Headers,
             _ if self.pending_calls() == 0 => {
                 self.log().error(format_args!(
@@ -333,22 +382,35 @@ impl<P: Plugin> Request<P> {
             }
             _ => Hold::All,
         };
-        match stream {
-            StreamType::Request => self.request_hold = hold,
-            StreamType::Response => self.response_hold = hold,
-        }
+        *self.hold_mut(stream) = hold;
         action.to_abi()
     }
 
+    fn hold_mut(&mut self, stream: StreamType) -> &mut Hold {
+        match stream {
+            StreamType::Request => &mut self.request_hold,
+            StreamType::Response => &mut self.response_hold,
+        }
+    }
+
     pub(crate) fn on_body(&mut self, stream: StreamType, size: usize, end_of_stream: bool) -> Action {
-        if self.responded || self.selected.is_none() {
+        let (phase, done) = match stream {
+            StreamType::Request => (Phase::RequestBody, &mut self.request_body_done),
+            StreamType::Response => (Phase::ResponseBody, &mut self.response_body_done),
+        };
+        self.phase = phase;
+        *done = end_of_stream;
+        if self.responded {
             return Action::Continue;
         }
-        let mode = match stream {
-            StreamType::Request => P::REQUEST_BODY,
-            StreamType::Response => P::RESPONSE_BODY,
+        let Some(mode) = self.with_config(|_, config| match stream {
+            StreamType::Request => P::request_body_mode(config),
+            StreamType::Response => P::response_body_mode(config),
+        }) else {
+            return Action::Continue;
         };
         if mode == BodyMode::Buffered && !end_of_stream {
+            // The SDK's own buffering, not a hold of the plugin's.
             return Action::Pause;
         }
         let body = Body { size, end_of_stream };
@@ -361,23 +423,32 @@ impl<P: Plugin> Request<P> {
         if self.responded {
             return Action::Pause;
         }
-        let hold = match stream {
-            StreamType::Request => &mut self.request_hold,
-            StreamType::Response => &mut self.response_hold,
-        };
+        let pending = self.pending_calls();
+        let hold = self.hold_mut(stream);
         match (action, *hold) {
             // A `StopAllIteration*` hold lasts until resume, even on hosts that
             // deliver body while headers are held.
-            (DataAction::Continue, Hold::All) => Action::Pause,
-            (DataAction::Continue, Hold::Headers) => {
+            (_, Hold::All) => Action::Pause,
+            (DataAction::Continue, _) => {
                 *hold = Hold::Nothing;
                 Action::Continue
             }
-            (action, _) => action.to_abi(),
+            (DataAction::StopIterationAndBuffer, _) if end_of_stream && pending == 0 => {
+                *hold = Hold::Nothing;
+                self.log().error(
+                    "StopIterationAndBuffer on the last body chunk with no call pending would hang the stream; it goes on",
+                );
+                Action::Continue
+            }
+            (DataAction::StopIterationAndBuffer, _) => {
+                *hold = Hold::Body;
+                Action::Pause
+            }
         }
     }
 
     pub(crate) fn on_done(&mut self) {
+        self.phase = Phase::Done;
         self.with_config(P::on_done);
     }
 
@@ -389,11 +460,19 @@ impl<P: Plugin> Request<P> {
         self.after_callback();
     }
 
-    /// A callback that leaves the stream held with nothing left to wait for
-    /// would hang the request until the client gives up; go on instead.
+    /// A callback that leaves the stream held with nothing left that could
+    /// release it would hang the request until the client gives up; go on instead.
     pub(crate) fn after_callback(&mut self) {
-        let held = self.request_hold == Hold::All || self.response_hold == Hold::All;
-        if held && !self.responded && self.pending_calls() == 0 {
+        if self.responded || self.phase == Phase::Done || self.pending_calls() > 0 {
+            return;
+        }
+        let stuck = |hold: Hold, body_done: bool| match hold {
+            Hold::All => true,
+            // More body could still come and release these.
+            Hold::Headers | Hold::Body => body_done,
+            Hold::Nothing => false,
+        };
+        if stuck(self.request_hold, self.request_body_done) || stuck(self.response_hold, self.response_body_done) {
             self.log().warn("callback neither resumed nor answered the request, and no call is pending: resuming");
             self.resume();
         }

@@ -105,16 +105,16 @@ impl<P: Plugin> Context for Stream<P> {
 }
 
 impl<P: Plugin> HttpContext for Stream<P> {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_request_headers())
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Continue, |req| req.on_request_headers(end_of_stream))
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
         self.with(Action::Continue, |req| req.on_body(StreamType::Request, size, end_of_stream))
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_response_headers())
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Continue, |req| req.on_response_headers(end_of_stream))
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
