@@ -242,6 +242,7 @@ impl RedisClient {
     ) -> RedisResult<()> {
         let query = encode_command(args);
         let callout = self.send(&query)?;
+        route(callout, req.context_id);
         req.pending_redis.push(Pending {
             callout,
             query,
@@ -537,9 +538,13 @@ pub(crate) trait Deliver {
 }
 
 thread_local! {
-    /// Live requests by context id. Answers for ids not here (finished
-    /// requests) are dropped.
+    /// Live requests by context id; answers for requests not here (finished
+    /// ones) are dropped.
     static LIVE: RefCell<BTreeMap<u32, Weak<dyn Deliver>>> = const { RefCell::new(BTreeMap::new()) };
+    /// Which request sent each command. The host passes the plugin's (root)
+    /// context id with the answer, as it does for HTTP calls, so the SDK
+    /// routes by callout id.
+    static CALLOUTS: RefCell<BTreeMap<u32, u32>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 pub(crate) fn track<P: Plugin>(context_id: u32, request: &Rc<RefCell<Request<P>>>) {
@@ -557,6 +562,19 @@ pub(crate) fn forget(context_id: u32) {
             live.remove(&context_id);
         }
     });
+    CALLOUTS.with(|callouts| {
+        if let Ok(mut callouts) = callouts.try_borrow_mut() {
+            callouts.retain(|_, context| *context != context_id);
+        }
+    });
+}
+
+fn route(callout: u32, context_id: u32) {
+    CALLOUTS.with(|callouts| {
+        if let Ok(mut callouts) = callouts.try_borrow_mut() {
+            callouts.insert(callout, context_id);
+        }
+    });
 }
 
 impl<P: Plugin> Deliver for RefCell<Request<P>> {
@@ -570,7 +588,9 @@ impl<P: Plugin> Deliver for RefCell<Request<P>> {
 
 /// Higress calls this with the answer to a `proxy_redis_call`.
 #[no_mangle]
-pub extern "C" fn proxy_on_redis_call_response(context_id: u32, callout_id: u32, status: u32, response_size: usize) {
+pub extern "C" fn proxy_on_redis_call_response(_context_id: u32, callout_id: u32, status: u32, response_size: usize) {
+    let context_id = CALLOUTS.with(|callouts| callouts.try_borrow_mut().ok().and_then(|mut c| c.remove(&callout_id)));
+    let Some(context_id) = context_id else { return };
     let target =
         LIVE.with(|live| live.try_borrow().ok().and_then(|live| live.get(&context_id).and_then(Weak::upgrade)));
     let Some(target) = target else { return };
@@ -599,6 +619,7 @@ impl<P: Plugin> Request<P> {
                 // a password): init again and send the command once more.
                 let resent = pending.client.init().and_then(|()| pending.client.send(&pending.query));
                 if let Ok(callout) = resent {
+                    route(callout, self.context_id);
                     self.pending_redis.push(Pending { callout, retried: true, ..pending });
                     return;
                 }

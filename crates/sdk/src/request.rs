@@ -64,13 +64,17 @@ pub struct Request<P: Plugin> {
     pending_http: Vec<(u32, HttpCallback<P>)>,
     #[cfg(feature = "redis")]
     pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
+    /// The host's id of this request, which Redis answers are routed to.
+    #[cfg(feature = "redis")]
+    pub(crate) context_id: u32,
     /// Set while a Redis callback runs: see [`Request::dispatch_http`].
     #[cfg(feature = "redis")]
     pub(crate) in_redis_callback: bool,
 }
 
 impl<P: Plugin> Request<P> {
-    pub(crate) fn new(rules: Rc<Rules<P::Config>>) -> Self {
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) fn new(rules: Rc<Rules<P::Config>>, context_id: u32) -> Self {
         Request {
             state: P::State::default(),
             rules,
@@ -85,6 +89,8 @@ impl<P: Plugin> Request<P> {
             pending_http: Vec::new(),
             #[cfg(feature = "redis")]
             pending_redis: Vec::new(),
+            #[cfg(feature = "redis")]
+            context_id,
             #[cfg(feature = "redis")]
             in_redis_callback: false,
         }

@@ -66,7 +66,7 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let request = Rc::new(RefCell::new(Request::<P>::new(Rc::clone(&self.rules))));
+        let request = Rc::new(RefCell::new(Request::<P>::new(Rc::clone(&self.rules), context_id)));
         #[cfg(feature = "redis")]
         crate::redis::track(context_id, &request);
         Some(Box::new(Stream { request, context_id }))

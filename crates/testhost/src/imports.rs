@@ -1,0 +1,1008 @@
+//! The host functions a module imports: Proxy-Wasm ABI 0.2.1 (and the few
+//! 0.1.0 ones still seen), Higress's extensions, and a minimal WASI.
+//!
+//! Every function checks its pointers against the module's memory and
+//! answers `InvalidMemoryAccess` instead of failing; data handed back to the
+//! module is allocated with the module's `proxy_on_memory_allocate`.
+
+use crate::headers::{decode_pairs, Headers};
+use crate::http::{timeout_answer, CallAnswer, HttpCall, ReplyKind, UpstreamKind};
+use crate::redis::{parse_query, parse_upstream, RedisCall, RedisKind, RedisReplyKind};
+use crate::state::{status::*, Access, Action, PendingKind, Queue, RedisClient, State};
+use crate::{Gateway, LogLevel};
+use std::time::Duration;
+use wasmi::{Caller, Error, Linker, Val};
+
+type C<'a> = Caller<'a, State>;
+type R = Result<i32, Error>;
+
+/// Host functions only Higress's gateway has; upstream Envoy refuses a
+/// module that imports any of them.
+pub(crate) const HIGRESS_ONLY: &[&str] = &["proxy_redis_init", "proxy_redis_call"];
+
+fn mem(c: &C) -> Option<wasmi::Memory> {
+    c.data().memory
+}
+
+fn read(c: &C, ptr: i32, len: i32) -> Option<Vec<u8>> {
+    let memory = mem(c)?;
+    let data = memory.data(c);
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len as u32 as usize)?;
+    data.get(start..end).map(<[u8]>::to_vec)
+}
+
+fn write(c: &mut C, ptr: i32, bytes: &[u8]) -> bool {
+    let Some(memory) = mem(c) else { return false };
+    let data = memory.data_mut(c);
+    let start = ptr as u32 as usize;
+    let Some(end) = start.checked_add(bytes.len()) else { return false };
+    match data.get_mut(start..end) {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            true
+        }
+        None => false,
+    }
+}
+
+fn write_u32(c: &mut C, ptr: i32, v: u32) -> bool {
+    write(c, ptr, &v.to_le_bytes())
+}
+
+/// Allocates `len` bytes in the module (Envoy's `allocMemory`): only logging
+/// and the clock may be used by the allocator meanwhile.
+fn alloc(c: &mut C, len: usize) -> Result<Option<u32>, Error> {
+    let Some(func) = c.data().alloc else { return Ok(None) };
+    let mut out = [Val::I32(0)];
+    c.data_mut().in_alloc = true;
+    let result = func.call(&mut *c, &[Val::I32(len as i32)], &mut out);
+    c.data_mut().in_alloc = false;
+    result?;
+    match out.first() {
+        Some(Val::I32(0)) | None => Ok(None),
+        Some(Val::I32(p)) => Ok(Some(*p as u32)),
+        Some(_) => Ok(None),
+    }
+}
+
+/// Envoy's `copyToPointerSize`: empty data writes a null pointer and size 0.
+fn give(c: &mut C, data: &[u8], ptr_ptr: i32, size_ptr: i32) -> R {
+    let mut addr = 0u32;
+    if !data.is_empty() {
+        match alloc(c, data.len())? {
+            Some(a) => addr = a,
+            None => return Ok(INVALID_MEMORY_ACCESS),
+        }
+        if !write(c, addr as i32, data) {
+            return Ok(INVALID_MEMORY_ACCESS);
+        }
+    }
+    if !write_u32(c, ptr_ptr, addr) || !write_u32(c, size_ptr, data.len() as u32) {
+        return Ok(INVALID_MEMORY_ACCESS);
+    }
+    Ok(OK)
+}
+
+/// Refuses host calls the allocator may not make (Envoy's restricted callbacks).
+fn restricted(c: &C, name: &str) -> Result<(), Error> {
+    if c.data().in_alloc {
+        return Err(Error::new(format!("{name} called from proxy_on_memory_allocate, which Envoy forbids")));
+    }
+    Ok(())
+}
+
+fn misuse(c: &mut C, message: String) {
+    c.data_mut().misuse.push(message);
+}
+
+// ----- header maps -----
+
+const MAP_MAX: i32 = 7;
+
+/// The map a read sees; `Err(status)` when it is not available.
+fn const_map(s: &State, map: i32) -> Result<Headers, i32> {
+    let ctx = s.ctx();
+    match map {
+        0 | 2 => {
+            let Some(stream) = s.streams.get(&ctx) else { return Err(BAD_ARGUMENT) };
+            if let Some((req, resp)) = &stream.access_log {
+                return Ok(if map == 0 { req.clone() } else { resp.clone() });
+            }
+            let (headers, access) = if map == 0 {
+                (&stream.req_headers, stream.req_access)
+            } else {
+                (&stream.resp_headers, stream.resp_access)
+            };
+            match access {
+                Access::ReadWrite => Ok(headers.clone()),
+                Access::None => Err(BAD_ARGUMENT),
+            }
+        }
+        6 => match &s.call_answer {
+            Some(CallAnswer::Response { headers, .. }) => Ok(headers.clone()),
+            _ => Err(BAD_ARGUMENT),
+        },
+        _ => Err(BAD_ARGUMENT),
+    }
+}
+
+/// Applies `f` to the map a write changes; `BadArgument` when there is none.
+fn with_map(s: &mut State, map: i32, f: impl FnOnce(&mut Headers)) -> i32 {
+    let ctx = s.ctx();
+    let Some(stream) = s.streams.get_mut(&ctx) else { return BAD_ARGUMENT };
+    if stream.access_log.is_some() {
+        return BAD_ARGUMENT;
+    }
+    match (map, stream.req_access, stream.resp_access) {
+        (0, Access::ReadWrite, _) => f(&mut stream.req_headers),
+        (2, _, Access::ReadWrite) => f(&mut stream.resp_headers),
+        _ => return BAD_ARGUMENT,
+    }
+    OK
+}
+
+// ----- buffers -----
+
+const BUFFER_MAX_ENVOY: i32 = 8;
+const BUFFER_MAX_HIGRESS: i32 = 9;
+
+fn buffer_max(s: &State) -> i32 {
+    match s.gateway {
+        Gateway::Envoy => BUFFER_MAX_ENVOY,
+        Gateway::Higress => BUFFER_MAX_HIGRESS,
+    }
+}
+
+/// The bytes of a buffer for reading; `Err(status)` when there is no such buffer.
+fn buffer(s: &State, kind: i32) -> Result<Vec<u8>, i32> {
+    let stream = s.streams.get(&s.ctx());
+    match kind {
+        0 => Ok(stream.and_then(|st| st.req_body.clone()).unwrap_or_default()),
+        1 => Ok(stream.and_then(|st| st.resp_body.clone()).unwrap_or_default()),
+        2 | 3 | 5 | 8 => Ok(Vec::new()),
+        4 => match &s.call_answer {
+            Some(CallAnswer::Response { body, .. }) => Ok(body.clone()),
+            _ => Err(NOT_FOUND),
+        },
+        6 => Ok(s.vm_config.clone()),
+        7 if s.in_configure => Ok(s.plugin_config.clone()),
+        7 => Err(NOT_FOUND),
+        9 => s.redis_answer.clone().ok_or(NOT_FOUND),
+        _ => Err(NOT_FOUND),
+    }
+}
+
+pub(crate) fn define(linker: &mut Linker<State>, gateway: Gateway) -> Result<(), wasmi::errors::LinkerError> {
+    define_general(linker)?;
+    define_maps(linker)?;
+    define_buffers(linker)?;
+    define_stream(linker)?;
+    define_calls(linker)?;
+    define_shared(linker)?;
+    define_metrics(linker)?;
+    define_wasi(linker, "wasi_snapshot_preview1")?;
+    define_wasi(linker, "wasi_unstable")?;
+    if gateway == Gateway::Higress {
+        define_redis(linker)?;
+    }
+    Ok(())
+}
+
+fn define_general(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap("env", "proxy_log", |mut c: C, level: i32, ptr: i32, len: i32| -> R {
+        let Some(level) = LogLevel::from_abi(level) else { return Ok(BAD_ARGUMENT) };
+        let Some(msg) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        c.data_mut().log(level, String::from_utf8_lossy(&msg).into_owned());
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_get_log_level", |mut c: C, ptr: i32| -> R {
+        restricted(&c, "proxy_get_log_level")?;
+        let level = c.data().log_level as u32;
+        Ok(if write_u32(&mut c, ptr, level) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    l.func_wrap("env", "proxy_get_current_time_nanoseconds", |mut c: C, ptr: i32| -> R {
+        let now = c.data().now;
+        Ok(if write(&mut c, ptr, &now.to_le_bytes()) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    l.func_wrap("env", "proxy_set_tick_period_milliseconds", |mut c: C, ms: i32| -> R {
+        restricted(&c, "proxy_set_tick_period_milliseconds")?;
+        let s = c.data_mut();
+        if ms == 0 {
+            s.tick_period = None;
+            s.next_tick = None;
+        } else {
+            let period = u64::from(ms as u32) * 1_000_000;
+            s.tick_period = Some(period);
+            s.next_tick = Some(s.now + period);
+        }
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_get_property", |mut c: C, ptr: i32, len: i32, out_ptr: i32, out_size: i32| -> R {
+        restricted(&c, "proxy_get_property")?;
+        let Some(path) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let key = State::property_key(&path);
+        let s = c.data();
+        let value =
+            s.streams.get(&s.ctx()).and_then(|st| st.properties.get(&key)).or_else(|| s.properties.get(&key)).cloned();
+        match value {
+            Some(v) => give(&mut c, &v, out_ptr, out_size),
+            None => Ok(NOT_FOUND),
+        }
+    })?;
+    l.func_wrap("env", "proxy_set_property", |mut c: C, ptr: i32, len: i32, vptr: i32, vlen: i32| -> R {
+        restricted(&c, "proxy_set_property")?;
+        let (Some(path), Some(value)) = (read(&c, ptr, len), read(&c, vptr, vlen)) else {
+            return Ok(INVALID_MEMORY_ACCESS);
+        };
+        let s = c.data_mut();
+        let ctx = s.ctx();
+        match s.streams.get_mut(&ctx) {
+            Some(stream) => {
+                stream.properties.insert(State::property_key(&path), value);
+                Ok(OK)
+            }
+            // Envoy keeps properties in a stream's filter state; a root context has none.
+            None => Ok(NOT_FOUND),
+        }
+    })?;
+    l.func_wrap("env", "proxy_set_effective_context", |mut c: C, id: i32| -> R {
+        restricted(&c, "proxy_set_effective_context")?;
+        let s = c.data_mut();
+        if s.context_exists(id as u32) {
+            s.effective = Some(id as u32);
+            Ok(OK)
+        } else {
+            Ok(BAD_ARGUMENT)
+        }
+    })?;
+    l.func_wrap("env", "proxy_done", |c: C| -> R {
+        restricted(&c, "proxy_done")?;
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_get_status", |mut c: C, code_ptr: i32, ptr_ptr: i32, size_ptr: i32| -> R {
+        if !write_u32(&mut c, code_ptr, 0) {
+            return Ok(INVALID_MEMORY_ACCESS);
+        }
+        give(&mut c, &[], ptr_ptr, size_ptr)
+    })?;
+    l.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |mut c: C, nptr: i32, nlen: i32, aptr: i32, alen: i32, rptr: i32, rsize: i32| -> R {
+            restricted(&c, "proxy_call_foreign_function")?;
+            let (Some(name), Some(args)) = (read(&c, nptr, nlen), read(&c, aptr, alen)) else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let s = c.data_mut();
+            let result = if let Some(f) = s.foreign.get_mut(&name) {
+                f(&args)
+            } else if name == "get_log_level" && s.gateway == Gateway::Higress {
+                Ok((s.log_level as u32).to_le_bytes().to_vec())
+            } else {
+                return Ok(NOT_FOUND);
+            };
+            match result {
+                Ok(bytes) => {
+                    if rptr == 0 {
+                        return Ok(OK);
+                    }
+                    give(&mut c, &bytes, rptr, rsize)
+                }
+                Err(status) => Ok(status),
+            }
+        },
+    )?;
+    // ABI 0.1.0 leftovers some SDKs still import.
+    l.func_wrap("env", "proxy_get_configuration", |mut c: C, ptr_ptr: i32, size_ptr: i32| -> R {
+        let data = if c.data().in_configure { c.data().plugin_config.clone() } else { c.data().vm_config.clone() };
+        give(&mut c, &data, ptr_ptr, size_ptr)
+    })?;
+    Ok(())
+}
+
+fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        |mut c: C, map: i32, kptr: i32, klen: i32, out: i32, size: i32| -> R {
+            restricted(&c, "proxy_get_header_map_value")?;
+            if !(0..=MAP_MAX).contains(&map) {
+                return Ok(BAD_ARGUMENT);
+            }
+            let Some(key) = read(&c, kptr, klen) else { return Ok(INVALID_MEMORY_ACCESS) };
+            let headers = match const_map(c.data(), map) {
+                Ok(h) => h,
+                Err(_) if c.data().streams.get(&c.data().ctx()).is_some_and(|st| st.access_log.is_some()) => {
+                    return Ok(NOT_FOUND);
+                }
+                Err(status) => return Ok(status),
+            };
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match headers.get_bytes(&key) {
+                Some(v) => {
+                    let v = v.to_vec();
+                    give(&mut c, &v, out, size)
+                }
+                None if c.data().abi_0_1 => give(&mut c, &[], out, size),
+                None => Ok(NOT_FOUND),
+            }
+        },
+    )?;
+    l.func_wrap("env", "proxy_get_header_map_pairs", |mut c: C, map: i32, out: i32, size: i32| -> R {
+        restricted(&c, "proxy_get_header_map_pairs")?;
+        if !(0..=MAP_MAX).contains(&map) {
+            return Ok(BAD_ARGUMENT);
+        }
+        // Envoy answers an empty list for a map that is not available.
+        let bytes = match const_map(c.data(), map) {
+            Ok(h) if !h.is_empty() => h.encode(),
+            _ => Vec::new(),
+        };
+        give(&mut c, &bytes, out, size)
+    })?;
+    l.func_wrap("env", "proxy_set_header_map_pairs", |mut c: C, map: i32, ptr: i32, len: i32| -> R {
+        restricted(&c, "proxy_set_header_map_pairs")?;
+        if !(0..=MAP_MAX).contains(&map) {
+            return Ok(BAD_ARGUMENT);
+        }
+        let Some(bytes) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        // Envoy's `toPairs` reads nothing from a malformed buffer.
+        let pairs = decode_pairs(&bytes).unwrap_or_default();
+        Ok(with_map(c.data_mut(), map, |h| {
+            h.clear();
+            for (k, v) in pairs {
+                h.add(&String::from_utf8_lossy(&k), v);
+            }
+        }))
+    })?;
+    l.func_wrap(
+        "env",
+        "proxy_add_header_map_value",
+        |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
+            restricted(&c, "proxy_add_header_map_value")?;
+            if !(0..=MAP_MAX).contains(&map) {
+                return Ok(BAD_ARGUMENT);
+            }
+            let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            Ok(with_map(c.data_mut(), map, |h| h.add(&String::from_utf8_lossy(&k), v)))
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_replace_header_map_value",
+        |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
+            restricted(&c, "proxy_replace_header_map_value")?;
+            if !(0..=MAP_MAX).contains(&map) {
+                return Ok(BAD_ARGUMENT);
+            }
+            let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            Ok(with_map(c.data_mut(), map, |h| h.set(&String::from_utf8_lossy(&k), v)))
+        },
+    )?;
+    l.func_wrap("env", "proxy_remove_header_map_value", |mut c: C, map: i32, kptr: i32, klen: i32| -> R {
+        restricted(&c, "proxy_remove_header_map_value")?;
+        if !(0..=MAP_MAX).contains(&map) {
+            return Ok(BAD_ARGUMENT);
+        }
+        let Some(k) = read(&c, kptr, klen) else { return Ok(INVALID_MEMORY_ACCESS) };
+        Ok(with_map(c.data_mut(), map, |h| h.remove(&String::from_utf8_lossy(&k))))
+    })?;
+    l.func_wrap("env", "proxy_get_header_map_size", |mut c: C, map: i32, out: i32| -> R {
+        if !(0..=MAP_MAX).contains(&map) {
+            return Ok(BAD_ARGUMENT);
+        }
+        let mut size = 0u32;
+        let status = with_map(c.data_mut(), map, |h| {
+            size = h.iter().map(|(k, v)| (k.len() + v.len()) as u32).sum();
+        });
+        if status != OK {
+            return Ok(status);
+        }
+        Ok(if write_u32(&mut c, out, size) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    Ok(())
+}
+
+fn define_buffers(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(
+        "env",
+        "proxy_get_buffer_bytes",
+        |mut c: C, kind: i32, start: i32, max: i32, out: i32, size: i32| -> R {
+            restricted(&c, "proxy_get_buffer_bytes")?;
+            if !(0..=buffer_max(c.data())).contains(&kind) {
+                return Ok(BAD_ARGUMENT);
+            }
+            let data = match buffer(c.data(), kind) {
+                Ok(d) => d,
+                Err(status) => return Ok(status),
+            };
+            let (start, max) = (start as u32 as usize, max as u32 as usize);
+            if start > data.len() {
+                let note = format!("proxy_get_buffer_bytes: start {start} is past the end of buffer {kind} ({} bytes); Envoy's behaviour is undefined there", data.len());
+                c.data_mut().notes.push(note);
+                return Ok(BAD_ARGUMENT);
+            }
+            let end = start.saturating_add(max).min(data.len());
+            let slice = data.get(start..end).unwrap_or_default().to_vec();
+            if slice.is_empty() {
+                // Envoy writes nothing back for an empty read.
+                return Ok(OK);
+            }
+            give(&mut c, &slice, out, size)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_set_buffer_bytes",
+        |mut c: C, kind: i32, start: i32, len: i32, ptr: i32, plen: i32| -> R {
+            restricted(&c, "proxy_set_buffer_bytes")?;
+            if !(0..=buffer_max(c.data())).contains(&kind) {
+                return Ok(BAD_ARGUMENT);
+            }
+            let Some(data) = read(&c, ptr, plen) else { return Ok(INVALID_MEMORY_ACCESS) };
+            let s = c.data_mut();
+            let ctx = s.ctx();
+            let target = match (kind, s.streams.get_mut(&ctx)) {
+                (0, Some(stream)) => stream.req_body.as_mut(),
+                (1, Some(stream)) => stream.resp_body.as_mut(),
+                _ => None,
+            };
+            let Some(buf) = target else { return Ok(BAD_ARGUMENT) };
+            let (start, len) = (start as u32 as usize, len as u32 as usize);
+            // Envoy's Buffer::copyFrom: replace a prefix, or append at the end.
+            if start == 0 {
+                let drained = len.min(buf.len());
+                buf.drain(..drained);
+                let mut joined = data;
+                joined.extend_from_slice(buf);
+                *buf = joined;
+                Ok(OK)
+            } else if start >= buf.len() {
+                buf.extend_from_slice(&data);
+                Ok(OK)
+            } else {
+                Ok(BAD_ARGUMENT)
+            }
+        },
+    )?;
+    Ok(())
+}
+
+fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    fn continue_stream(c: &mut C, kind: i32) -> R {
+        restricted(c, "proxy_continue_stream")?;
+        let s = c.data_mut();
+        let ctx = s.ctx();
+        match kind {
+            0 | 1 => {}
+            2 => return Ok(OK),
+            3 => return Ok(UNIMPLEMENTED),
+            _ => return Ok(BAD_ARGUMENT),
+        }
+        let Some(stream) = s.streams.get_mut(&ctx) else {
+            let what = if kind == 0 { "request" } else { "response" };
+            s.misuse.push(format!(
+                "continue_stream({what}) called on context {ctx}, which is not an HTTP stream (Envoy ignores it)"
+            ));
+            return Ok(OK);
+        };
+        // Envoy forgets the request's headers and body at once (for either direction).
+        stream.req_access = Access::None;
+        let during = s.phase;
+        s.actions.push(Action::Continue { ctx, response: kind == 1, during });
+        Ok(OK)
+    }
+    l.func_wrap("env", "proxy_continue_stream", |mut c: C, kind: i32| -> R { continue_stream(&mut c, kind) })?;
+    l.func_wrap("env", "proxy_continue_request", |mut c: C| -> R { continue_stream(&mut c, 0) })?;
+    l.func_wrap("env", "proxy_continue_response", |mut c: C| -> R { continue_stream(&mut c, 1) })?;
+    l.func_wrap("env", "proxy_close_stream", |mut c: C, kind: i32| -> R {
+        restricted(&c, "proxy_close_stream")?;
+        if !(0..=3).contains(&kind) {
+            return Ok(BAD_ARGUMENT);
+        }
+        let s = c.data_mut();
+        let ctx = s.ctx();
+        if s.streams.contains_key(&ctx) && kind <= 1 {
+            s.actions.push(Action::Reset { ctx });
+        }
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_clear_route_cache", |_c: C| -> R { Ok(OK) })?;
+    l.func_wrap(
+        "env",
+        "proxy_send_local_response",
+        |mut c: C, code: i32, dptr: i32, dlen: i32, bptr: i32, blen: i32, hptr: i32, hlen: i32, _grpc: i32| -> R {
+            restricted(&c, "proxy_send_local_response")?;
+            let (Some(_details), Some(body), Some(headers)) = (read(&c, dptr, dlen), read(&c, bptr, blen), read(&c, hptr, hlen))
+            else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            let headers: Vec<(String, Vec<u8>)> = decode_pairs(&headers)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k).to_ascii_lowercase(), v))
+                .collect();
+            let s = c.data_mut();
+            let ctx = s.ctx();
+            s.stop_next_iteration = true;
+            if !s.streams.contains_key(&ctx) {
+                misuse(
+                    &mut c,
+                    format!("send_local_response({code}) called on context {ctx}, which is not an HTTP stream (Envoy ignores it)"),
+                );
+                return Ok(OK);
+            }
+            c.data_mut().actions.push(Action::LocalResponse { ctx, status: code as u32, headers, body });
+            Ok(OK)
+        },
+    )?;
+    Ok(())
+}
+
+fn define_calls(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(
+        "env",
+        "proxy_http_call",
+        |mut c: C,
+         uptr: i32,
+         ulen: i32,
+         hptr: i32,
+         hlen: i32,
+         bptr: i32,
+         blen: i32,
+         tptr: i32,
+         tlen: i32,
+         timeout: i32,
+         token_ptr: i32|
+         -> R {
+            restricted(&c, "proxy_http_call")?;
+            let (Some(cluster), Some(headers), Some(body), Some(_trailers)) =
+                (read(&c, uptr, ulen), read(&c, hptr, hlen), read(&c, bptr, blen), read(&c, tptr, tlen))
+            else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            if !write_u32(&mut c, token_ptr, 0) {
+                return Ok(INVALID_MEMORY_ACCESS);
+            }
+            if timeout < 0 {
+                return Ok(BAD_ARGUMENT);
+            }
+            let cluster = String::from_utf8_lossy(&cluster).into_owned();
+            if !c.data().http_upstreams.contains_key(&cluster) {
+                c.data_mut()
+                    .notes
+                    .push(format!("proxy_http_call: unknown cluster {cluster:?} (BadArgument, as on Envoy)"));
+                return Ok(BAD_ARGUMENT);
+            }
+            let mut map = Headers::new();
+            for (k, v) in decode_pairs(&headers).unwrap_or_default() {
+                map.add(&String::from_utf8_lossy(&k), v);
+            }
+            if !map.contains(":path") || !map.contains(":method") || !map.contains(":authority") {
+                c.data_mut().notes.push(
+                    "proxy_http_call: :path, :method and :authority are required (BadArgument, as on Envoy)"
+                        .to_string(),
+                );
+                return Ok(BAD_ARGUMENT);
+            }
+            if !body.is_empty() {
+                map.set("content-length", body.len().to_string());
+            }
+            let s = c.data_mut();
+            s.next_http_id += 4;
+            let token = s.next_http_id;
+            let timeout = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
+            let call = HttpCall { cluster: cluster.clone(), headers: map, body, timeout, token };
+            s.http_calls.push(call.clone());
+            s.events.push(crate::Event::HttpCall { token, cluster: cluster.clone() });
+            let now = s.now;
+            let timeout_at = timeout.map(|t| now + t.as_nanos() as u64);
+            let Some(upstream) = s.http_upstreams.get_mut(&cluster) else { return Ok(BAD_ARGUMENT) };
+            match &mut upstream.kind {
+                UpstreamKind::Forward(address) => {
+                    let address = address.clone();
+                    s.schedule(now, PendingKind::HttpForward { token, address, call });
+                }
+                UpstreamKind::Respond(responder) => {
+                    let reply = responder(&call);
+                    let ready = now + reply.delay.as_nanos() as u64;
+                    let answer = match reply.kind {
+                        ReplyKind::NoAnswer => None,
+                        ReplyKind::ConnectFailure => Some(CallAnswer::Failure),
+                        ReplyKind::Response { .. } => reply
+                            .response_parts()
+                            .map(|(_, headers, chunks)| CallAnswer::Response { headers, body: chunks.concat() }),
+                    };
+                    match (answer, timeout_at) {
+                        (Some(answer), Some(t)) if ready < t => {
+                            s.schedule(ready, PendingKind::HttpAnswer { token, answer })
+                        }
+                        (Some(answer), None) => s.schedule(ready, PendingKind::HttpAnswer { token, answer }),
+                        (_, Some(t)) => s.schedule(t, PendingKind::HttpAnswer { token, answer: timeout_answer() }),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Ok(if write_u32(&mut c, token_ptr, token) { OK } else { INVALID_MEMORY_ACCESS })
+        },
+    )?;
+    for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
+        l.func_wrap("env", name, |mut c: C, _token: i32| -> R {
+            c.data_mut().notes.push("gRPC calls are not supported by the test host".to_string());
+            Ok(UNIMPLEMENTED)
+        })?;
+    }
+    l.func_wrap("env", "proxy_grpc_send", |mut c: C, _t: i32, _p: i32, _l: i32, _e: i32| -> R {
+        c.data_mut().notes.push("gRPC calls are not supported by the test host".to_string());
+        Ok(UNIMPLEMENTED)
+    })?;
+    l.func_wrap(
+        "env",
+        "proxy_grpc_call",
+        |mut c: C,
+         _a: i32,
+         _b: i32,
+         _c2: i32,
+         _d: i32,
+         _e: i32,
+         _f: i32,
+         _g: i32,
+         _h: i32,
+         _i: i32,
+         _j: i32,
+         _k: i32,
+         _l: i32|
+         -> R {
+            c.data_mut().notes.push("gRPC calls are not supported by the test host".to_string());
+            Ok(UNIMPLEMENTED)
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_grpc_stream",
+        |mut c: C, _a: i32, _b: i32, _c2: i32, _d: i32, _e: i32, _f: i32, _g: i32, _h: i32, _i: i32| -> R {
+            c.data_mut().notes.push("gRPC calls are not supported by the test host".to_string());
+            Ok(UNIMPLEMENTED)
+        },
+    )?;
+    Ok(())
+}
+
+fn define_redis(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(
+        "env",
+        "proxy_redis_init",
+        |mut c: C, uptr: i32, ulen: i32, nptr: i32, nlen: i32, pptr: i32, plen: i32, timeout: i32| -> R {
+            restricted(&c, "proxy_redis_init")?;
+            let (Some(upstream), Some(username), Some(password)) =
+                (read(&c, uptr, ulen), read(&c, nptr, nlen), read(&c, pptr, plen))
+            else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            let upstream = String::from_utf8_lossy(&upstream).into_owned();
+            let s = c.data_mut();
+            let spec = match parse_upstream(&upstream) {
+                Ok(spec) => spec,
+                Err(why) => {
+                    s.notes.push(format!("proxy_redis_init({upstream:?}): {why} (BadArgument)"));
+                    return Ok(BAD_ARGUMENT);
+                }
+            };
+            if !s.redis_upstreams.contains_key(&spec.cluster) {
+                s.notes.push(format!("proxy_redis_init: unknown cluster {:?} (BadArgument)", spec.cluster));
+                return Ok(BAD_ARGUMENT);
+            }
+            let client = RedisClient {
+                spec: spec.clone(),
+                username,
+                password,
+                timeout: Duration::from_millis(timeout as u32 as u64),
+                conn: None,
+            };
+            s.redis_clients.insert(spec.cluster, client);
+            Ok(OK)
+        },
+    )?;
+    l.func_wrap("env", "proxy_redis_call", |mut c: C, uptr: i32, ulen: i32, qptr: i32, qlen: i32, id_ptr: i32| -> R {
+        restricted(&c, "proxy_redis_call")?;
+        let (Some(upstream), Some(query)) = (read(&c, uptr, ulen), read(&c, qptr, qlen)) else {
+            return Ok(INVALID_MEMORY_ACCESS);
+        };
+        let upstream = String::from_utf8_lossy(&upstream).into_owned();
+        let s = c.data_mut();
+        let spec = match parse_upstream(&upstream) {
+            Ok(spec) => spec,
+            Err(why) => {
+                s.notes.push(format!("proxy_redis_call({upstream:?}): {why} (BadArgument)"));
+                return Ok(BAD_ARGUMENT);
+            }
+        };
+        let Some(client) = s.redis_clients.get(&spec.cluster) else {
+            s.notes.push(format!(
+                "proxy_redis_call: cluster {:?} was not initialized with proxy_redis_init (BadArgument)",
+                spec.cluster
+            ));
+            return Ok(BAD_ARGUMENT);
+        };
+        let timeout = client.timeout;
+        let args = match parse_query(&query) {
+            Ok(args) => args,
+            Err(why) => {
+                s.notes.push(format!("proxy_redis_call: {why} (BadArgument)"));
+                return Ok(BAD_ARGUMENT);
+            }
+        };
+        s.next_redis_id += 4;
+        let id = s.next_redis_id;
+        let call = RedisCall { cluster: spec.cluster.clone(), args, query: query.clone(), callout_id: id };
+        s.events.push(crate::Event::RedisCall { id, command: call.command() });
+        s.redis_calls.push(call.clone());
+        let now = s.now;
+        let timeout_at = (!timeout.is_zero()).then(|| now + timeout.as_nanos() as u64);
+        let Some(upstream) = s.redis_upstreams.get_mut(&spec.cluster) else { return Ok(BAD_ARGUMENT) };
+        match &mut upstream.kind {
+            RedisKind::Forward(_) => s.schedule(now, PendingKind::RedisForward { id, cluster: spec.cluster, query }),
+            RedisKind::Respond(responder) => {
+                let reply = responder(&call);
+                let ready = now + reply.delay.as_nanos() as u64;
+                let outcome = match reply.kind {
+                    RedisReplyKind::Raw(data) => Some((0, data)),
+                    RedisReplyKind::Failure(status) => Some((status, Vec::new())),
+                    RedisReplyKind::NoAnswer => None,
+                };
+                match (outcome, timeout_at) {
+                    (Some((status, data)), Some(t)) if ready < t => {
+                        s.schedule(ready, PendingKind::Redis { id, status, data })
+                    }
+                    (Some((status, data)), None) => s.schedule(ready, PendingKind::Redis { id, status, data }),
+                    (_, Some(t)) => s.schedule(t, PendingKind::Redis { id, status: 1, data: Vec::new() }),
+                    (None, None) => {}
+                }
+            }
+        }
+        Ok(if write_u32(&mut c, id_ptr, id) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    Ok(())
+}
+
+fn define_shared(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(
+        "env",
+        "proxy_get_shared_data",
+        |mut c: C, kptr: i32, klen: i32, out: i32, size: i32, cas_ptr: i32| -> R {
+            restricted(&c, "proxy_get_shared_data")?;
+            let Some(key) = read(&c, kptr, klen) else { return Ok(INVALID_MEMORY_ACCESS) };
+            let Some((value, cas)) = c.data().shared_data.get(&key).cloned() else { return Ok(NOT_FOUND) };
+            let status = give(&mut c, &value, out, size)?;
+            if status != OK {
+                return Ok(status);
+            }
+            Ok(if write_u32(&mut c, cas_ptr, cas) { OK } else { INVALID_MEMORY_ACCESS })
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_set_shared_data",
+        |mut c: C, kptr: i32, klen: i32, vptr: i32, vlen: i32, cas: i32| -> R {
+            restricted(&c, "proxy_set_shared_data")?;
+            let (Some(key), Some(value)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
+                return Ok(INVALID_MEMORY_ACCESS);
+            };
+            let s = c.data_mut();
+            if let Some((_, current)) = s.shared_data.get(&key) {
+                if cas != 0 && cas as u32 != *current {
+                    return Ok(CAS_MISMATCH);
+                }
+            }
+            s.next_cas = s.next_cas.wrapping_add(1).max(1);
+            let next = s.next_cas;
+            s.shared_data.insert(key, (value, next));
+            Ok(OK)
+        },
+    )?;
+    l.func_wrap("env", "proxy_register_shared_queue", |mut c: C, nptr: i32, nlen: i32, token_ptr: i32| -> R {
+        restricted(&c, "proxy_register_shared_queue")?;
+        let Some(name) = read(&c, nptr, nlen) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let s = c.data_mut();
+        let root = s.root_id;
+        let token = match s.queues.iter().find(|(_, q)| q.name == name) {
+            Some((t, _)) => *t,
+            None => {
+                s.next_queue += 1;
+                let t = s.next_queue;
+                s.queues.insert(t, Queue { name, root, items: Default::default() });
+                t
+            }
+        };
+        Ok(if write_u32(&mut c, token_ptr, token) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    l.func_wrap(
+        "env",
+        "proxy_resolve_shared_queue",
+        |mut c: C, _vptr: i32, _vlen: i32, nptr: i32, nlen: i32, token_ptr: i32| -> R {
+            restricted(&c, "proxy_resolve_shared_queue")?;
+            let Some(name) = read(&c, nptr, nlen) else { return Ok(INVALID_MEMORY_ACCESS) };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let Some(token) = c.data().queues.iter().find(|(_, q)| q.name == name).map(|(t, _)| *t) else {
+                return Ok(NOT_FOUND);
+            };
+            Ok(if write_u32(&mut c, token_ptr, token) { OK } else { INVALID_MEMORY_ACCESS })
+        },
+    )?;
+    l.func_wrap("env", "proxy_enqueue_shared_queue", |mut c: C, token: i32, ptr: i32, len: i32| -> R {
+        restricted(&c, "proxy_enqueue_shared_queue")?;
+        let Some(data) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let s = c.data_mut();
+        let now = s.now;
+        let Some(queue) = s.queues.get_mut(&(token as u32)) else { return Ok(NOT_FOUND) };
+        queue.items.push_back(data);
+        let root = queue.root;
+        s.schedule(now, PendingKind::QueueReady { root, token: token as u32 });
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_dequeue_shared_queue", |mut c: C, token: i32, out: i32, size: i32| -> R {
+        restricted(&c, "proxy_dequeue_shared_queue")?;
+        let Some(queue) = c.data_mut().queues.get_mut(&(token as u32)) else { return Ok(NOT_FOUND) };
+        let Some(item) = queue.items.pop_front() else { return Ok(EMPTY) };
+        give(&mut c, &item, out, size)
+    })?;
+    Ok(())
+}
+
+fn define_metrics(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap("env", "proxy_define_metric", |mut c: C, kind: i32, nptr: i32, nlen: i32, id_ptr: i32| -> R {
+        if !(0..=2).contains(&kind) {
+            return Ok(BAD_ARGUMENT);
+        }
+        let Some(name) = read(&c, nptr, nlen) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let s = c.data_mut();
+        let existing = s.metrics.iter().find(|(id, (n, _))| *n == name && (**id & 3) as i32 == kind).map(|(id, _)| *id);
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let Some(slot) = s.metric_ids.get_mut(kind as usize) else { return Ok(BAD_ARGUMENT) };
+                *slot += 4;
+                let id = *slot;
+                s.metrics.insert(id, (name, 0));
+                id
+            }
+        };
+        Ok(if write_u32(&mut c, id_ptr, id) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    l.func_wrap("env", "proxy_increment_metric", |mut c: C, id: i32, offset: i64| -> R {
+        let s = c.data_mut();
+        let kind = id & 3;
+        let Some((_, value)) = s.metrics.get_mut(&(id as u32)) else {
+            return Ok(if kind <= 1 { NOT_FOUND } else { BAD_ARGUMENT });
+        };
+        match kind {
+            0 if offset > 0 => *value += offset,
+            0 => return Ok(BAD_ARGUMENT),
+            1 => *value += offset,
+            _ => return Ok(BAD_ARGUMENT),
+        }
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_record_metric", |mut c: C, id: i32, v: i64| -> R {
+        let s = c.data_mut();
+        let kind = id & 3;
+        let Some((_, value)) = s.metrics.get_mut(&(id as u32)) else { return Ok(NOT_FOUND) };
+        match kind {
+            0 => *value += v,
+            _ => *value = v,
+        }
+        Ok(OK)
+    })?;
+    l.func_wrap("env", "proxy_get_metric", |mut c: C, id: i32, out: i32| -> R {
+        if id & 3 == 2 {
+            return Ok(BAD_ARGUMENT);
+        }
+        let Some((_, value)) = c.data().metrics.get(&(id as u32)).cloned() else { return Ok(NOT_FOUND) };
+        Ok(if write(&mut c, out, &(value as u64).to_le_bytes()) { OK } else { INVALID_MEMORY_ACCESS })
+    })?;
+    Ok(())
+}
+
+/// WASI errno values.
+const ESUCCESS: i32 = 0;
+const EBADF: i32 = 8;
+const EFAULT: i32 = 21;
+const ENOSYS: i32 = 52;
+const ENOTSUP: i32 = 58;
+
+fn define_wasi(l: &mut Linker<State>, m: &str) -> Result<(), wasmi::errors::LinkerError> {
+    l.func_wrap(m, "fd_write", |mut c: C, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| -> R {
+        let level = match fd {
+            1 => LogLevel::Info,
+            2 => LogLevel::Error,
+            _ => return Ok(EBADF),
+        };
+        let mut text = Vec::new();
+        for i in 0..iovs_len.max(0) {
+            let Some(iov) = read(&c, iovs.wrapping_add(i * 8), 8) else { return Ok(EFAULT) };
+            let word = |at: usize| iov.get(at..at + 4).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes);
+            let (Some(buf), Some(len)) = (word(0), word(4)) else { return Ok(EFAULT) };
+            if len != 0 {
+                let Some(bytes) = read(&c, buf, len) else { return Ok(EFAULT) };
+                text.extend_from_slice(&bytes);
+            }
+        }
+        let written = text.len() as u32;
+        let s = c.data_mut();
+        if fd == 1 { &mut s.stdout } else { &mut s.stderr }.extend_from_slice(&text);
+        // Envoy logs each write as one line (info for stdout, error for stderr).
+        if text.last() == Some(&b'\n') {
+            text.pop();
+        }
+        if !text.is_empty() {
+            s.log(level, String::from_utf8_lossy(&text).into_owned());
+        }
+        Ok(if write_u32(&mut c, nwritten, written) { ESUCCESS } else { EFAULT })
+    })?;
+    l.func_wrap(m, "fd_read", |_c: C, _fd: i32, _iovs: i32, _len: i32, _n: i32| -> R { Ok(ENOSYS) })?;
+    l.func_wrap(m, "fd_seek", |_c: C, _fd: i32, _off: i64, _whence: i32, _out: i32| -> R { Ok(ESUCCESS) })?;
+    l.func_wrap(m, "fd_close", |_c: C, _fd: i32| -> R { Ok(ESUCCESS) })?;
+    l.func_wrap(m, "fd_prestat_get", |_c: C, _fd: i32, _out: i32| -> R { Ok(EBADF) })?;
+    l.func_wrap(m, "fd_prestat_dir_name", |_c: C, _fd: i32, _p: i32, _l: i32| -> R { Ok(ENOSYS) })?;
+    l.func_wrap(m, "fd_fdstat_get", |mut c: C, fd: i32, out: i32| -> R {
+        if fd != 1 && fd != 2 {
+            return Ok(EBADF);
+        }
+        let mut stat = [0u8; 24];
+        if let Some(b) = stat.get_mut(8..16) {
+            b.copy_from_slice(&64u64.to_le_bytes());
+        }
+        Ok(if write(&mut c, out, &stat) { ESUCCESS } else { EFAULT })
+    })?;
+    l.func_wrap(m, "environ_sizes_get", |mut c: C, count_ptr: i32, size_ptr: i32| -> R {
+        let env = c.data().env.clone();
+        let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if !write_u32(&mut c, count_ptr, env.len() as u32) || !write_u32(&mut c, size_ptr, size as u32) {
+            return Ok(EFAULT);
+        }
+        Ok(ESUCCESS)
+    })?;
+    l.func_wrap(m, "environ_get", |mut c: C, mut array: i32, mut buf: i32| -> R {
+        let env = c.data().env.clone();
+        for (k, v) in env {
+            let entry = format!("{k}={v}\0");
+            if !write_u32(&mut c, array, buf as u32) || !write(&mut c, buf, entry.as_bytes()) {
+                return Ok(EFAULT);
+            }
+            buf = buf.wrapping_add(entry.len() as i32);
+            array = array.wrapping_add(4);
+        }
+        Ok(ESUCCESS)
+    })?;
+    l.func_wrap(m, "args_sizes_get", |mut c: C, argc: i32, size: i32| -> R {
+        Ok(if write_u32(&mut c, argc, 0) && write_u32(&mut c, size, 0) { ESUCCESS } else { EFAULT })
+    })?;
+    l.func_wrap(m, "args_get", |_c: C, _argv: i32, _buf: i32| -> R { Ok(ESUCCESS) })?;
+    l.func_wrap(m, "clock_time_get", |mut c: C, id: i32, _precision: i64, out: i32| -> R {
+        // Envoy serves the realtime clock only.
+        if id != 0 {
+            return Ok(ENOTSUP);
+        }
+        let now = c.data().now;
+        Ok(if write(&mut c, out, &now.to_le_bytes()) { ESUCCESS } else { EFAULT })
+    })?;
+    l.func_wrap(m, "random_get", |mut c: C, ptr: i32, len: i32| -> R {
+        let mut bytes = Vec::with_capacity(len.max(0) as usize);
+        while bytes.len() < len.max(0) as usize {
+            bytes.extend_from_slice(&c.data_mut().next_random().to_le_bytes());
+        }
+        bytes.truncate(len.max(0) as usize);
+        Ok(if write(&mut c, ptr, &bytes) { ESUCCESS } else { EFAULT })
+    })?;
+    l.func_wrap(m, "sched_yield", |_c: C| -> R { Ok(ESUCCESS) })?;
+    l.func_wrap(m, "proc_exit", |_c: C, code: i32| -> Result<(), Error> { Err(Error::i32_exit(code)) })?;
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! # gateway-testhost
+//!
+//! A Proxy-Wasm host for tests. It loads a plugin's `.wasm` (ABI 0.2.1, as
+//! built by `gateway-sdk` / the `proxy-wasm` crate for `wasm32-wasip1`) into
+//! the [`wasmi`] interpreter and takes requests through it the way Envoy
+//! does, in milliseconds and without a gateway. It also serves Higress's
+//! extensions (Redis calls, `get_log_level`), which upstream Envoy cannot load.
+//!
+//! ```no_run
+//! use gateway_testhost::{HttpUpstream, Reply, TestHost};
+//!
+//! # fn main() -> Result<(), gateway_testhost::Error> {
+//! let host = TestHost::load("dist/mock.wasm")?.config(r#"{"mockEnable": true}"#)?;
+//! let out = host.request().path("/get").send()?;
+//! assert_eq!(out.status(), Some(200));
+//! assert_eq!(out.local_response().map(|r| r.body_text()).as_deref(), Some("hello world"));
+//!
+//! // A plugin calling another service: answer its calls from the test.
+//! let host = TestHost::load("dist/http-call.wasm")?
+//!     .http_upstream("outbound|80||token.dns", HttpUpstream::reply(Reply::new(200).header("x-token", "t1")))
+//!     .config(r#"{"tokenHeader": "x-token", "requestPath": "/token",
+//!                 "serviceName": "token.dns", "servicePort": 80}"#)?;
+//! let out = host.request().header("x-token", "forged").send()?;
+//! assert_eq!(out.upstream_request().and_then(|r| r.header("x-token")).as_deref(), Some("t1"));
+//! # Ok(()) }
+//! ```
+//!
+//! ## What a request goes through
+//!
+//! [`RequestBuilder::send`] runs, like Envoy's HTTP filter:
+//! `proxy_on_context_create`, `proxy_on_request_headers` (end of stream when
+//! there is no body), `proxy_on_request_body` per chunk, then the upstream's
+//! answer (given by the test: [`RequestBuilder::upstream`]) through
+//! `proxy_on_response_headers` and `proxy_on_response_body`, and finally
+//! `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`. The [`Exchange`] tells
+//! what the upstream received, what the client got, the pauses, the calls and
+//! the log lines. A plugin that traps or misuses a host call makes `send`
+//! fail with an [`Error`] carrying its messages; a trap also fails the VM for
+//! the rest of the test, as on Envoy.
+//!
+//! ## Time
+//!
+//! The clock is virtual: it starts at the real time (or
+//! [`TestHost::start_time`]) and moves only when the host waits, for a
+//! delayed answer, a call timeout or a tick, or when the test calls
+//! [`TestHost::advance`] / [`TestHost::tick`]. Waiting costs no real time.
+//! `proxy_get_current_time_nanoseconds` and WASI's realtime clock read it.
+//!
+//! ## Fidelity to Envoy (1.40, proxy-wasm-cpp-host)
+//!
+//! Each choice below follows Envoy's source (`source/extensions/common/wasm/context.cc`,
+//! `proxy-wasm-cpp-host` `exports.cc`/`context.cc`); the end-to-end suite
+//! compares the two.
+//!
+//! * **Memory**: data returned to the module (header values, maps, bodies,
+//!   properties) is allocated with the module's `proxy_on_memory_allocate`
+//!   (or `malloc`); empty data is returned as a null pointer with size 0, and
+//!   an empty body read writes nothing back. Pointers are checked:
+//!   `InvalidMemoryAccess`, never a host crash. While the allocator runs only
+//!   logging and the clock may be called (Envoy's restricted callbacks).
+//! * **Header maps**: the wire format is a `u32` count, `u32` key/value sizes,
+//!   then NUL-terminated keys and values. Names are lowercased on write,
+//!   pseudo-headers stay first, a replace removes every value then appends,
+//!   a get returns the first value; a missing header is `NotFound` (ABI 0.1:
+//!   empty). Request headers can be read and changed from the request headers
+//!   callback until the request continues (callback returns Continue, or
+//!   `continue_stream`, which forgets them at once, for either direction);
+//!   afterwards they are `BadArgument`, like response headers outside the
+//!   response phase. In `proxy_on_log` both maps are readable, not writable.
+//! * **Bodies**: buffer 0/1 is the chunk being delivered, or everything
+//!   buffered so far after `StopIterationAndBuffer`; writes follow Envoy's
+//!   `copyFrom` (start 0 replaces a prefix, start at/after the end appends).
+//!   A body arriving while headers are held (`StopAllIteration*`) is
+//!   delivered in one call after the stream resumes.
+//! * **Return values**: a headers callback's 1 becomes
+//!   `StopAllIterationAndWatermark` (4) unless
+//!   [`TestHost::allow_on_headers_stop_iteration`]; values above 4 become 4;
+//!   after `proxy_send_local_response` the callback's answer is 4 (headers)
+//!   or `StopIterationNoBuffer` (body) whatever it returned.
+//! * **Deferred actions**: local responses and `continue_stream` take effect
+//!   after the VM call returns, in order; the VM is never re-entered while it
+//!   runs (except the allocator, as Envoy). Resuming a stream that is not
+//!   paused, after a local response, after the stream ended, from the root
+//!   context, or in the very callback that pauses it is reported as misuse.
+//! * **Local responses**: headers are `:status`, the plugin's headers, then
+//!   `content-length` and `content-type: text/plain` when there is a body
+//!   (removed when there is none); no body for `HEAD`. Sent before the
+//!   response started, the answer goes through this plugin's response
+//!   callbacks; during the response phase it goes straight to the client.
+//! * **HTTP calls**: unknown cluster, negative timeout, or missing `:path`,
+//!   `:method` or `:authority` give `BadArgument` at dispatch; tokens are 4,
+//!   8, 12, ...; answers go to `proxy_on_http_call_response` on the *root*
+//!   context (the SDK sets the effective context itself). A call past its
+//!   timeout gets Envoy's own answer: `504`, 3 headers, 24-byte body
+//!   `upstream request timeout`. A failed connection gives a call response
+//!   with no headers (`:status` missing) and no body; a forwarded call to an
+//!   unreachable server gets Envoy's `503`. Timeout 0 means none.
+//! * **Redis (Higress)**: `proxy_redis_init` checks the upstream string
+//!   (`<cluster>?db=N&buffer_flush_timeout=3&max_buffer_size_before_flush=1024`,
+//!   known keys, numbers, no repeats) and that the cluster is declared
+//!   (`BadArgument` otherwise); a command before init, or a query that is not
+//!   exactly one RESP array of bulk strings, is `BadArgument`. Callout ids are
+//!   7, 11, 15, ...; answers go to `proxy_on_redis_call_response(root,
+//!   id, status, size)` with the bytes in buffer 9. A failure, timeout or
+//!   disconnect is status 1 with no data (unverified against Higress: any
+//!   non-zero status means "no answer" to its SDKs).
+//! * **Order at the end**: `proxy_on_log` (access-log pass), then
+//!   `proxy_on_done` and `proxy_on_delete`, as Envoy's stream destruction.
+//! * **Ticks**: `proxy_set_tick_period_milliseconds` schedules
+//!   `proxy_on_tick` on the root context every period, first one a period
+//!   after the call; ticks fire when virtual time passes them.
+//! * **A paused stream** waits until resumed or answered, while answers and
+//!   ticks are delivered; with nothing left that could resume it (after
+//!   Envoy's stream idle timeout of 5 min of virtual time, ticks included) the
+//!   exchange is reported [`Exchange::stalled`] and torn down.
+//! * **Logs**: `proxy_log` lines below the host's level (default `Info`) are
+//!   dropped; WASI stdout/stderr writes become `Info`/`Error` lines, as
+//!   Envoy logs them. WASI: only the realtime clock (others `ENOTSUP`),
+//!   deterministic `random_get`, no args, environment from [`TestHost::env`],
+//!   `proc_exit` ends the call as a trap.
+//! * **Properties**: only what the test sets, plus `plugin_name`. Dots in
+//!   [`TestHost::property`] separate path parts (`xds.route_name`).
+//!   `proxy_set_property` stores per stream (a root context: `NotFound`).
+//! * **Not modelled**: trailers, gRPC calls (`Unimplemented`), the request
+//!   and connection attributes Envoy computes (`request.*`, `source.*`), the
+//!   headers Envoy adds (`x-request-id`, `x-envoy-*`), and body arriving
+//!   over time (every chunk is there at once).
+
+mod exchange;
+mod headers;
+mod host;
+mod http;
+mod imports;
+mod redis;
+mod state;
+
+pub use exchange::{Event, Exchange, RequestBuilder, Response, UpstreamRequest};
+pub use headers::Headers;
+pub use host::TestHost;
+pub use http::{HttpCall, HttpUpstream, Reply};
+pub use redis::{RedisCall, RedisReply, RedisUpstream};
+pub use state::Phase;
+
+use std::fmt;
+
+/// Which gateway the host behaves as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gateway {
+    /// Higress: ABI markers 0.1.0-0.2.1 and 0.2.100, Redis calls, `get_log_level`.
+    Higress,
+    /// Upstream Envoy: refuses modules importing Higress-only functions.
+    Envoy,
+}
+
+/// Log levels of the ABI, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+impl LogLevel {
+    pub(crate) fn from_abi(level: i32) -> Option<LogLevel> {
+        Some(match level {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            5 => LogLevel::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// One log line the plugin wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+impl fmt::Display for LogLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.level, self.message)
+    }
+}
+
+/// What can go wrong. Every variant that comes from the plugin carries its
+/// messages, so a failing test says why (`Debug` prints the same text as
+/// `Display`, so a test returning `Result<(), Error>` shows it readably).
+pub enum Error {
+    /// The module could not be read or compiled.
+    Load { what: String, reason: String },
+    /// The module cannot be linked (a missing import, no ABI marker), as
+    /// Envoy would refuse it.
+    Link(String),
+    /// The module trapped (a panic, `unreachable`, out of bounds, `proc_exit`).
+    Trap { call: String, reason: String, logs: Vec<LogLine>, stderr: String },
+    /// The plugin used a host call in a way Envoy does not support.
+    Misuse { message: String, logs: Vec<LogLine> },
+    /// `proxy_on_configure` returned false.
+    ConfigRejected { logs: Vec<LogLine> },
+    /// `proxy_on_vm_start` returned false.
+    VmStartRejected { logs: Vec<LogLine> },
+    /// The VM failed earlier in this test; Envoy would not use it again.
+    VmFailed(String),
+    /// The test asked for something the host cannot do.
+    Setup(String),
+}
+
+fn write_logs(f: &mut fmt::Formatter<'_>, logs: &[LogLine]) -> fmt::Result {
+    for line in logs {
+        write!(f, "\n  {line}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Load { what, reason } => write!(f, "cannot load {what}: {reason}"),
+            Error::Link(why) => write!(f, "cannot link the module: {why}"),
+            Error::Trap { call, reason, logs, stderr } => {
+                write!(f, "the plugin trapped in {call}: {reason}")?;
+                write_logs(f, logs)?;
+                if !stderr.trim().is_empty() {
+                    write!(f, "\n  stderr: {}", stderr.trim_end())?;
+                }
+                Ok(())
+            }
+            Error::Misuse { message, logs } => {
+                write!(f, "host call misuse: {message}")?;
+                write_logs(f, logs)
+            }
+            Error::ConfigRejected { logs } => {
+                write!(f, "the plugin rejected its configuration")?;
+                write_logs(f, logs)
+            }
+            Error::VmStartRejected { logs } => {
+                write!(f, "proxy_on_vm_start returned false")?;
+                write_logs(f, logs)
+            }
+            Error::VmFailed(why) => write!(f, "the VM failed earlier: {why}"),
+            Error::Setup(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `"xds.route_name"` to the ABI's property path (`xds\0route_name`).
+pub(crate) fn property_path(path: &str) -> Vec<u8> {
+    path.split('.').collect::<Vec<_>>().join("\0").into_bytes()
+}

