@@ -194,6 +194,24 @@ impl EnvoyConfig {
         self
     }
 
+    /// Binds listener `name` (or, with `None`, the admin) to `127.0.0.1:port`
+    /// instead of a port of Envoy's choosing: for `cargo xtask up`, which
+    /// serves on the ports of `envoy.yaml`.
+    pub fn bind_port(&mut self, listener: Option<&str>, port: u16) -> Result<&mut Self> {
+        let address = json!({"protocol": "TCP", "address": "127.0.0.1", "port_value": port});
+        let target = match listener {
+            None => entry(entry(&mut self.root, "admin"), "address"),
+            Some(name) => {
+                let found = items(&mut self.root, "/static_resources/listeners")
+                    .find(|l| name_of(l) == Some(name))
+                    .ok_or_else(|| Error::new(format!("no listener named {name:?}")))?;
+                entry(found, "address")
+            }
+        };
+        set(target, "socket_address", address);
+        Ok(self)
+    }
+
     /// Adds an HTTP filter (e.g. a [`wasm_filter`]) to `listener_0`, just before the router.
     pub fn add_plugin(&mut self, filter: Value) -> Result<&mut Self> {
         let filters = self.main_http_filters()?;
