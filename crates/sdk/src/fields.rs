@@ -180,6 +180,104 @@ impl<'de> Deserialize<'de> for NonEmpty {
     }
 }
 
+/// JSON Schemas of the field types (feature `schema`): each accepts exactly
+/// the values its `Deserialize` accepts.
+#[cfg(feature = "schema")]
+mod schema {
+    use super::{HeaderName, HeaderValue, Headers, NonEmpty, StatusCode};
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+    use std::borrow::Cow;
+
+    /// An RFC 9110 token: what [`HeaderName::new`] accepts.
+    const HEADER_NAME_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$";
+    /// No CR, LF or NUL: what [`HeaderValue::new`] accepts.
+    const HEADER_VALUE_PATTERN: &str = "^[^\\r\\n\\x00]*$";
+    /// Something besides whitespace: what [`NonEmpty`] accepts.
+    const NON_BLANK_PATTERN: &str = "\\S";
+
+    impl JsonSchema for StatusCode {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "StatusCode".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "An HTTP status a plugin can answer with.",
+                "type": "integer",
+                "minimum": 200,
+                "maximum": 599
+            })
+        }
+    }
+
+    impl JsonSchema for HeaderName {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "HeaderName".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A header name (an HTTP token; stored lowercase).",
+                "type": "string",
+                "pattern": HEADER_NAME_PATTERN
+            })
+        }
+    }
+
+    impl JsonSchema for HeaderValue {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "HeaderValue".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A header value without CR, LF or NUL.",
+                "type": "string",
+                "pattern": HEADER_VALUE_PATTERN
+            })
+        }
+    }
+
+    impl JsonSchema for Headers {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "Headers".into()
+        }
+        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "Headers: an object of header names to values.",
+                "type": "object",
+                "propertyNames": generator.subschema_for::<HeaderName>(),
+                "additionalProperties": generator.subschema_for::<HeaderValue>()
+            })
+        }
+    }
+
+    impl JsonSchema for NonEmpty {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "NonEmpty".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A string that is not empty or only whitespace.",
+                "type": "string",
+                "pattern": NON_BLANK_PATTERN
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

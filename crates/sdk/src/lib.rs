@@ -68,6 +68,8 @@ mod pairs;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod stream;
 
 pub use action::{BodyMode, DataAction, HeaderAction};

@@ -112,15 +112,19 @@ impl<P: Plugin> Request<P> {
     }
     /// Replaces all request headers.
     pub fn set_headers(&self, headers: &[(&str, &str)]) {
-        self.edit("set_headers", "*", set_all(MapType::RequestHeaders, headers));
+        self.edit_headers("set_headers", headers, || set_all(MapType::RequestHeaders, headers));
     }
     /// Adds a request header value, keeping values it already had.
     pub fn add_header(&self, name: &str, value: &str) {
-        self.edit("add_header", name, host::add_map_value(MapType::RequestHeaders, name, value.as_bytes()));
+        self.edit_header("add_header", name, value, || {
+            host::add_map_value(MapType::RequestHeaders, name, value.as_bytes())
+        });
     }
     /// Sets a request header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) {
-        self.edit("set_header", name, host::replace_map_value(MapType::RequestHeaders, name, value.as_bytes()));
+        self.edit_header("set_header", name, value, || {
+            host::replace_map_value(MapType::RequestHeaders, name, value.as_bytes())
+        });
     }
     /// Removes a request header.
     pub fn remove_header(&self, name: &str) {
@@ -139,17 +143,19 @@ impl<P: Plugin> Request<P> {
     }
     /// Replaces all response headers.
     pub fn set_response_headers(&self, headers: &[(&str, &str)]) {
-        self.edit("set_response_headers", "*", set_all(MapType::ResponseHeaders, headers));
+        self.edit_headers("set_response_headers", headers, || set_all(MapType::ResponseHeaders, headers));
     }
     /// Adds a response header value.
     pub fn add_response_header(&self, name: &str, value: &str) {
-        let result = host::add_map_value(MapType::ResponseHeaders, name, value.as_bytes());
-        self.edit("add_response_header", name, result);
+        self.edit_header("add_response_header", name, value, || {
+            host::add_map_value(MapType::ResponseHeaders, name, value.as_bytes())
+        });
     }
     /// Sets a response header, replacing any values it had.
     pub fn set_response_header(&self, name: &str, value: &str) {
-        let result = host::replace_map_value(MapType::ResponseHeaders, name, value.as_bytes());
-        self.edit("set_response_header", name, result);
+        self.edit_header("set_response_header", name, value, || {
+            host::replace_map_value(MapType::ResponseHeaders, name, value.as_bytes())
+        });
     }
     /// Removes a response header.
     pub fn remove_response_header(&self, name: &str) {
@@ -247,6 +253,10 @@ impl<P: Plugin> Request<P> {
                 "respond({status}) after the response headers went out: Envoy resets the stream instead"
             ));
         }
+        if let Some((name, _)) = headers.iter().find(|(name, value)| !header_is_safe(name, value)) {
+            self.log().error(format_args!("respond({status}) refused: CR, LF or NUL in header {name}, or a bad name"));
+            return HeaderAction::Continue;
+        }
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         match host::send_local_response(u32::from(status), &headers, body.as_ref()) {
             Ok(()) => {
@@ -300,6 +310,24 @@ impl<P: Plugin> Request<P> {
     fn edit(&self, what: &str, name: &str, result: host::HostResult<()>) {
         if let Err(status) = result {
             self.log().warn(format_args!("{what}({name}) refused by the host: {status}"));
+        }
+    }
+
+    /// Sets a header only if it cannot split the message (see [`header_is_safe`]).
+    fn edit_header(&self, what: &str, name: &str, value: &str, apply: impl FnOnce() -> host::HostResult<()>) {
+        if header_is_safe(name, value) {
+            self.edit(what, name, apply());
+        } else {
+            self.log().warn(format_args!("{what}({name}) refused: CR, LF or NUL in the header, or a bad name"));
+        }
+    }
+
+    fn edit_headers(&self, what: &str, headers: &[(&str, &str)], apply: impl FnOnce() -> host::HostResult<()>) {
+        match headers.iter().find(|(name, value)| !header_is_safe(name, value)) {
+            None => self.edit(what, "*", apply()),
+            Some((name, _)) => {
+                self.log().warn(format_args!("{what} refused: CR, LF or NUL in header {name}, or a bad name"))
+            }
         }
     }
 
@@ -524,7 +552,35 @@ fn all_lossy(map: MapType) -> Vec<(String, String)> {
     host::get_map(map).unwrap_or_default().into_iter().map(|(k, v)| (k, lossy(Some(v)).unwrap_or_default())).collect()
 }
 
+/// Whether a header a plugin sets is safe to pass on: a name that is not
+/// empty and has no spaces or control characters, and a value without CR, LF
+/// or NUL. A value copied from a request (or another service) could otherwise
+/// split the header and inject one of the client's choosing.
+pub(crate) fn header_is_safe(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && !name.bytes().any(|b| b <= b' ' || b == 0x7f)
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
 fn set_all(map: MapType, headers: &[(&str, &str)]) -> host::HostResult<()> {
     let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     host::set_map(map, &pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_is_safe;
+
+    #[test]
+    fn headers_that_could_split_a_message_are_refused() {
+        assert!(header_is_safe("x-token", "abc def"));
+        assert!(header_is_safe(":status", "200"));
+        assert!(header_is_safe("x-empty", ""));
+        assert!(!header_is_safe("x-token", "a\r\nx-admin: 1"));
+        assert!(!header_is_safe("x-token", "a\nb"));
+        assert!(!header_is_safe("x-token", "a\0b"));
+        assert!(!header_is_safe("", "v"));
+        assert!(!header_is_safe("bad name", "v"));
+        assert!(!header_is_safe("bad\rname", "v"));
+    }
 }
