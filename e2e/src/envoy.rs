@@ -47,7 +47,18 @@ pub struct FailedStart {
 impl Envoy {
     /// Starts Envoy on `config` and waits until it is ready.
     pub fn start(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<Envoy> {
-        let (mut process, dir) = spawn(config, upstreams)?;
+        Envoy::start_logging(config, upstreams, None)
+    }
+
+    /// [`Envoy::start`] with every component, plugins included, logging at
+    /// `level` (`"trace"`, `"debug"`, ...) instead of `warning` with `wasm:debug`:
+    /// for tests that read everything Envoy writes (secrets must stay out of it).
+    pub fn start_with_log_level(config: &EnvoyConfig, upstreams: &Upstreams, level: &str) -> Result<Envoy> {
+        Envoy::start_logging(config, upstreams, Some(level))
+    }
+
+    fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<Envoy> {
+        let (mut process, dir) = spawn(config, upstreams, level)?;
         let admin_file = dir.path().join("admin.txt");
         let ready = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -67,7 +78,7 @@ impl Envoy {
     /// Runs Envoy on a config it must refuse, and returns how it exited.
     /// An error if it starts after all (or does not exit in time).
     pub fn start_expecting_failure(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<FailedStart> {
-        let (mut process, dir) = spawn(config, upstreams)?;
+        let (mut process, dir) = spawn(config, upstreams, None)?;
         let admin_file = dir.path().join("admin.txt");
         let exited = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -172,8 +183,8 @@ pub fn plugin_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the config and starts the binary.
-fn spawn(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<(ChildProcess, TempDir)> {
+/// Writes the config and starts the binary (every component at `level` when given).
+fn spawn(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<(ChildProcess, TempDir)> {
     let binary = paths::envoy_binary()?;
     let dir = tempfile::Builder::new().prefix("e2e-envoy-").tempdir().context(|| "creating a temp dir".into())?;
     let config_path = dir.path().join("config.json");
@@ -184,7 +195,15 @@ fn spawn(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<(ChildProcess, T
         .arg("-c")
         .arg(&config_path)
         .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1"])
-        .args(["-l", "warning", "--component-log-level", "wasm:debug"])
+        .args(match level {
+            Some(level) => vec!["-l".to_string(), level.to_string()],
+            None => vec![
+                "-l".to_string(),
+                "warning".to_string(),
+                "--component-log-level".to_string(),
+                "wasm:debug".to_string(),
+            ],
+        })
         .arg("--admin-address-path")
         .arg(dir.path().join("admin.txt"));
     let process = ChildProcess::spawn("envoy", command, &dir.path().join("envoy.log"), libc::SIGTERM)?;

@@ -553,7 +553,10 @@ mod tests {
         assert!(!text.contains("\"httpbin\",\"port_value\"") && !text.contains("\"redis\""), "{text}");
         assert_eq!(rendered["admin"]["address"]["socket_address"]["port_value"], 0);
         assert_eq!(rendered["static_resources"]["listeners"][0]["address"]["socket_address"]["address"], "127.0.0.1");
-        assert_eq!(filters(&rendered), ["mock", "hello-world", "http-call", ROUTER_NAME]);
+        let names = filters(&rendered);
+        assert_eq!(names.get(..3), Some(&["mock", "hello-world", "http-call"].map(String::from)[..]));
+        assert_eq!(names.last().map(String::as_str), Some(ROUTER_NAME));
+        assert!(!names.iter().any(|n| n == "redis-rate-limit"), "{names:?}");
         assert_eq!(config.removed().len(), 1);
         assert_eq!(config.removed()[0].filter, "redis-rate-limit");
         // No route refers to the removed filter; the redis cluster is gone without a Redis.
@@ -595,7 +598,10 @@ mod tests {
         config.add_plugin(wasm_filter("probe", Path::new("/x/probe.wasm"), "{}")).unwrap();
         config.remove_filter("hello-world").unwrap();
         let root = config.json();
-        assert_eq!(filters(root), ["mock", "http-call", "probe", ROUTER_NAME]);
+        let names = filters(root);
+        assert_eq!(names.get(..2), Some(&["mock", "http-call"].map(String::from)[..]));
+        assert_eq!(names.get(names.len() - 2..), Some(&["probe", ROUTER_NAME].map(String::from)[..]));
+        assert!(!names.iter().any(|n| n == "hello-world"), "{names:?}");
         let routes = &root["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             ["route_config"]["virtual_hosts"][0]["routes"];
         assert_eq!(routes[0]["name"], "extra");

@@ -37,6 +37,9 @@
 //!   httpbin plus Envoy, what most tests want.
 //! * [`http`]: a small HTTP client for tests: no redirects, no decompression,
 //!   status, headers and body exactly as received.
+//! * [`reliability`]: the reliability suite's tools (result rows for
+//!   `RELIABILITY.md`, Wasm VM health, memory, a raw HTTP/1.1 client, a load
+//!   generator, a token service to break).
 //!
 //! The tests (`e2e/tests/`): `seed.rs` (the routes of `envoy.yaml`, mock's
 //! answer), `http_call.rs`, `rules.rs` (`_rules_` by route, domain, route
@@ -57,6 +60,7 @@ pub mod httpbin;
 pub mod paths;
 pub mod process;
 pub mod redis;
+pub mod reliability;
 mod wasm;
 
 pub use envoy::{Envoy, FailedStart};

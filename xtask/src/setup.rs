@@ -1,4 +1,6 @@
-//! Installs what the other commands need, skipping what is already there.
+//! Installs what the other commands need, skipping what is already there:
+//! the `wasm32-wasip1` target, Debian packages (wasm-opt, redis-server, the
+//! CNCF registry, wrk), cargo-deny, and the `.venv` of `e2e/requirements.txt`.
 
 use crate::sh;
 use sha2::{Digest, Sha256};
@@ -6,13 +8,29 @@ use std::path::Path;
 use std::process::Command;
 
 /// Debian packages: (command that proves it is installed, package).
-const DEBIAN_PACKAGES: &[(&str, &str)] =
-    &[("wasm-opt", "binaryen"), ("redis-server", "redis-server"), ("docker-registry", "docker-registry")];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("wasm-opt", "binaryen"),
+    ("redis-server", "redis-server"),
+    ("docker-registry", "docker-registry"),
+    ("wrk", "wrk"),
+];
+
+/// cargo-deny, which checks licences, bans and sources of every dependency.
+const CARGO_DENY_VERSION: &str = "0.20.2";
 
 pub fn run(root: &Path) -> Result<(), String> {
     wasm_target(root)?;
     debian_packages(root)?;
+    cargo_deny(root)?;
     python_venv(root)
+}
+
+fn cargo_deny(root: &Path) -> Result<(), String> {
+    let installed = Command::new("cargo").args(["deny", "--version"]).output();
+    if installed.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(CARGO_DENY_VERSION)) {
+        return Ok(());
+    }
+    sh(root, "cargo", &["install", "--locked", "cargo-deny", "--version", CARGO_DENY_VERSION])
 }
 
 fn wasm_target(root: &Path) -> Result<(), String> {

@@ -47,6 +47,16 @@ pub enum HeaderAction {
 }
 
 impl HeaderAction {
+    /// The variant's name, for log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderAction::Continue => "Continue",
+            HeaderAction::StopIteration => "StopIteration",
+            HeaderAction::StopAllIterationAndBuffer => "StopAllIterationAndBuffer",
+            HeaderAction::StopAllIterationAndWatermark => "StopAllIterationAndWatermark",
+        }
+    }
+
     pub(crate) fn to_abi(self) -> Action {
         match self {
             HeaderAction::Continue => Action::Continue,

@@ -52,7 +52,7 @@ impl HeaderName {
             return Err("a header name must not be empty".to_string());
         }
         if !name.chars().all(is_token_char) {
-            return Err(format!("{name:?} is not a valid header name"));
+            return Err(format!("`{name}` is not a valid header name"));
         }
         Ok(HeaderName(name.to_ascii_lowercase()))
     }
@@ -89,7 +89,7 @@ pub struct HeaderValue(String);
 impl HeaderValue {
     pub fn new(value: &str) -> Result<Self, String> {
         if value.contains(['\r', '\n', '\0']) {
-            return Err(format!("{value:?} contains CR, LF or NUL"));
+            return Err("the value contains CR, LF or NUL".to_string());
         }
         Ok(HeaderValue(value.to_string()))
     }

@@ -19,6 +19,7 @@
 
 use crate::host::{self, BufferType, MapType, Status};
 use crate::{Plugin, Request};
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ impl Cluster {
             return Err("must not be empty".to_string());
         }
         if name.contains(['|', '\0']) || name.trim() != name {
-            return Err(format!("{name:?} is not a service name"));
+            return Err(format!("`{name}` is not a service name"));
         }
         let port = match port {
             Some(0) => return Err("port 0 is not a port".to_string()),
@@ -260,7 +261,7 @@ pub struct HttpCallError {
 
 impl fmt::Display for HttpCallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http call to cluster {:?} not dispatched: {}", self.cluster, self.reason)
+        write!(f, "http call to cluster `{}` not dispatched: {}", self.cluster, self.reason)
     }
 }
 
@@ -292,29 +293,37 @@ impl<'a> HttpCall<'a> {
         req: &mut Request<P>,
         callback: impl FnOnce(&mut Request<P>, &P::Config, &HttpResponse) + 'static,
     ) -> Result<(), HttpCallError> {
-        let cluster = match &self.client.cluster_name {
-            Some(name) => name.clone(),
-            None => self.client.cluster.cluster_name(|| req.cluster_name()).unwrap_or_default(),
+        // Borrowed wherever the client has the names already: the common case
+        // costs no allocation but the headers list the host call takes.
+        let route_cluster;
+        let cluster: &str = match &self.client.cluster_name {
+            Some(name) => name,
+            None => {
+                route_cluster = self.client.cluster.cluster_name(|| req.cluster_name()).unwrap_or_default();
+                &route_cluster
+            }
         };
-        let fail = |reason: String| HttpCallError { cluster: cluster.clone(), reason };
+        let fail = |reason: String| HttpCallError { cluster: cluster.to_string(), reason };
         if cluster.is_empty() {
             return Err(fail("the request has no upstream cluster to call".to_string()));
         }
         let (url_authority, path) = split_url(self.url);
-        let authority = match url_authority {
-            Some(authority) => authority.to_string(),
-            None => match &self.client.host_name {
-                Some(host) => host.clone(),
-                None => self.client.cluster.host_name(|| req.host()).unwrap_or_default(),
-            },
+        let request_authority;
+        let authority: &str = match (url_authority, &self.client.host_name) {
+            (Some(authority), _) => authority,
+            (None, Some(host)) => host,
+            (None, None) => {
+                request_authority = self.client.cluster.host_name(|| req.host()).unwrap_or_default();
+                &request_authority
+            }
         };
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 3);
         headers.push((":method", self.method.as_str()));
         headers.push((":path", &path));
-        headers.push((":authority", &authority));
+        headers.push((":authority", authority));
         headers.extend(self.headers.iter().filter(|(name, _)| !name.starts_with(':')));
         let body = (!self.body.is_empty()).then_some(self.body);
-        req.dispatch_http(&cluster, headers, body, self.timeout, Box::new(callback))
+        req.dispatch_http(cluster, headers, body, self.timeout, Box::new(callback))
             .map_err(|status| fail(describe_dispatch_failure(status)))
     }
 }
@@ -329,7 +338,7 @@ fn describe_dispatch_failure(status: Status) -> String {
 }
 
 /// `http://host:port/p?q` to (`Some("host:port")`, `/p?q`); a bare path to (`None`, path).
-fn split_url(url: &str) -> (Option<&str>, String) {
+fn split_url(url: &str) -> (Option<&str>, Cow<'_, str>) {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
     match rest {
         Some(rest) => {
@@ -338,14 +347,14 @@ fn split_url(url: &str) -> (Option<&str>, String) {
                 None => (rest, ""),
             };
             let path = match path.strip_prefix('?') {
-                Some(query) => format!("/?{query}"),
-                None if path.is_empty() => "/".to_string(),
-                None => path.to_string(),
+                Some(query) => Cow::Owned(format!("/?{query}")),
+                None if path.is_empty() => Cow::Borrowed("/"),
+                None => Cow::Borrowed(path),
             };
             (Some(authority), path)
         }
-        None if url.starts_with('/') => (None, url.to_string()),
-        None => (None, format!("/{url}")),
+        None if url.starts_with('/') => (None, Cow::Borrowed(url)),
+        None => (None, Cow::Owned(format!("/{url}"))),
     }
 }
 
@@ -373,10 +382,7 @@ impl HttpResponse {
 
     /// One response header (values that are not UTF-8 are converted lossily).
     pub fn header(&self, name: &str) -> Option<String> {
-        host::get_map_value(MapType::HttpCallResponseHeaders, name)
-            .ok()
-            .flatten()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        crate::request::lossy(host::get_map_value(MapType::HttpCallResponseHeaders, name).ok().flatten())
     }
 
     /// Every response header, pseudo-headers included.
@@ -384,7 +390,7 @@ impl HttpResponse {
         host::get_map(MapType::HttpCallResponseHeaders)
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .map(|(k, v)| (k, crate::request::lossy(Some(v)).unwrap_or_default()))
             .collect()
     }
 
@@ -479,11 +485,15 @@ mod tests {
 
     #[test]
     fn urls_split_into_authority_and_path() {
-        assert_eq!(split_url("/a?b=1"), (None, "/a?b=1".to_string()));
-        assert_eq!(split_url("a"), (None, "/a".to_string()));
-        assert_eq!(split_url("http://h:8/x/y?z"), (Some("h:8"), "/x/y?z".to_string()));
-        assert_eq!(split_url("https://h"), (Some("h"), "/".to_string()));
-        assert_eq!(split_url("http://h?q=1"), (Some("h"), "/?q=1".to_string()));
+        let split = |url| {
+            let (authority, path) = split_url(url);
+            (authority, path.into_owned())
+        };
+        assert_eq!(split("/a?b=1"), (None, "/a?b=1".to_string()));
+        assert_eq!(split("a"), (None, "/a".to_string()));
+        assert_eq!(split("http://h:8/x/y?z"), (Some("h:8"), "/x/y?z".to_string()));
+        assert_eq!(split("https://h"), (Some("h"), "/".to_string()));
+        assert_eq!(split("http://h?q=1"), (Some("h"), "/?q=1".to_string()));
     }
 
     #[test]

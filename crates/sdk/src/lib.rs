@@ -168,13 +168,24 @@ pub fn now() -> std::time::SystemTime {
 }
 
 /// Exports a [`Plugin`] as the module's Proxy-Wasm plugin: `gateway_sdk::main!(MyPlugin);`
+///
+/// The entry point (`_initialize`) exists in Wasm builds only, so that a
+/// native program or test can link several plugin crates (as rlibs, for
+/// their config types) without duplicate symbols.
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
+        #[cfg(target_family = "wasm")]
         $crate::__private::proxy_wasm::main! {{
             $crate::__private::register::<$plugin>();
         }}
     };
+}
+
+/// The header-map wire codec, for the fuzz targets (not part of the API).
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::pairs::{decode, encode};
 }
 
 #[doc(hidden)]

@@ -8,6 +8,9 @@
 use crate::host::{self, LogLevel, MapType};
 use std::fmt::{self, Display, Write};
 
+/// Longest request id written in a line (Envoy's generated ids are 36 bytes).
+const MAX_REQUEST_ID: usize = 128;
+
 /// A logger for one plugin, optionally bound to one request.
 ///
 /// Get one from [`Request::log`](crate::Request::log) inside a hook or callback.
@@ -67,6 +70,11 @@ impl<'a> Log<'a> {
         } else {
             None
         };
+        // The id comes from the client: keep lines bounded whatever it sent.
+        let request_id = request_id.map(|mut id| {
+            id.truncate(MAX_REQUEST_ID);
+            id
+        });
         let line = format_line(self.plugin, self.plugin_id, request_id.as_deref(), message);
         // Nothing sensible is left to do when the host refuses a log line.
         let _ = host::log(level, &line);

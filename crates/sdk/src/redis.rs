@@ -500,14 +500,73 @@ fn to_frame(value: &Value) -> OwnedFrame {
     }
 }
 
+/// Deepest nesting of arrays accepted in an answer. The RESP decoder recurses
+/// once per level, so an answer nested without bound (a misbehaving server, or
+/// a proxy in between) would exhaust the VM's stack and trap it.
+const MAX_ANSWER_DEPTH: usize = 64;
+
 /// Decodes one answer: a value, or Redis's error reply as [`RedisError::Server`].
 pub fn decode_reply(bytes: &[u8]) -> RedisResult<Value> {
+    if !nesting_within(bytes, MAX_ANSWER_DEPTH) {
+        return Err(RedisError::Protocol(format!("answer nested deeper than {MAX_ANSWER_DEPTH} arrays")));
+    }
     match redis_protocol::resp2::decode::decode(bytes) {
         Ok(Some((frame, used))) if used == bytes.len() => from_frame(frame),
         Ok(Some(_)) => Err(RedisError::Protocol("trailing bytes after the answer".to_string())),
         Ok(None) => Err(RedisError::Protocol("incomplete answer".to_string())),
         Err(err) => Err(RedisError::Protocol(err.to_string())),
     }
+}
+
+/// Whether the arrays of a RESP answer nest at most `max` deep, found by
+/// walking its headers without recursion. Malformed input passes here and is
+/// refused by the decoder.
+fn nesting_within(bytes: &[u8], max: usize) -> bool {
+    // Items still to read at each open array level.
+    let mut open: Vec<u64> = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let Some(line_end) = bytes.get(at..).and_then(|rest| rest.windows(2).position(|w| w == b"\r\n")) else {
+            return true;
+        };
+        let line = bytes.get(at + 1..at + line_end).unwrap_or_default();
+        let kind = bytes.get(at).copied().unwrap_or_default();
+        at += line_end + 2;
+        let count = std::str::from_utf8(line).ok().and_then(|n| n.parse::<i64>().ok());
+        match kind {
+            b'*' => match count {
+                Some(n) if n > 0 => {
+                    if open.len() >= max {
+                        return false;
+                    }
+                    open.push(n.unsigned_abs());
+                    continue;
+                }
+                // An empty or null array is one complete item.
+                Some(_) => {}
+                None => return true,
+            },
+            b'$' => match count {
+                Some(n) if n >= 0 => at = at.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)).saturating_add(2),
+                Some(_) => {}
+                None => return true,
+            },
+            b'+' | b'-' | b':' => {}
+            _ => return true,
+        }
+        // One item is complete: close every array it completes.
+        while let Some(left) = open.last_mut() {
+            *left -= 1;
+            if *left > 0 {
+                break;
+            }
+            open.pop();
+        }
+        if open.is_empty() {
+            return true;
+        }
+    }
+    true
 }
 
 fn from_frame(frame: OwnedFrame) -> RedisResult<Value> {
@@ -681,6 +740,33 @@ mod tests {
         for bad in [&b""[..], b"$5\r\nab\r\n", b":12x\r\n", b"?\r\n", b"*1\r\n", b":1\r\n:2\r\n", b"$-2\r\n"] {
             assert!(matches!(decode_reply(bad), Err(RedisError::Protocol(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_answers_are_refused_not_recursed_into() {
+        let nested = |depth: usize| {
+            let mut answer = b"*1\r\n".repeat(depth);
+            answer.extend_from_slice(b":1\r\n");
+            answer
+        };
+        assert!(decode_reply(&nested(MAX_ANSWER_DEPTH)).is_ok());
+        for depth in [MAX_ANSWER_DEPTH + 1, 1_000, 100_000] {
+            assert_eq!(
+                decode_reply(&nested(depth)),
+                Err(RedisError::Protocol("answer nested deeper than 64 arrays".to_string())),
+                "depth {depth}"
+            );
+        }
+        // Wide is fine; so are bulk strings that look like headers.
+        let wide = [b"*3\r\n".as_slice(), b"*1\r\n:1\r\n", b"$4\r\n*1\r\n\r\n", b"*0\r\n"].concat();
+        assert_eq!(
+            decode_reply(&wide),
+            Ok(Value::Array(vec![
+                Value::Array(vec![Value::Int(1)]),
+                Value::Data(b"*1\r\n".to_vec()),
+                Value::Array(vec![])
+            ]))
+        );
     }
 
     #[test]

@@ -410,7 +410,8 @@ impl<P: Plugin> Request<P> {
             HeaderAction::StopIteration => Hold::Headers,
             _ if self.pending_calls() == 0 => {
                 self.log().error(format_args!(
-                    "{action:?} returned with no call pending: nothing could resume the stream, so it goes on"
+                    "{} returned with no call pending: nothing could resume the stream, so it goes on",
+                    action.name()
                 ));
                 return Action::Continue;
             }
@@ -541,7 +542,8 @@ fn property_string(path: &[&str]) -> Option<String> {
     lossy(host::get_property(path).ok().flatten()).filter(|s| !s.is_empty())
 }
 
-fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
+/// Bytes as text: no copy when they are UTF-8, replacement characters when not.
+pub(crate) fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
     bytes.map(|b| match String::from_utf8(b) {
         Ok(s) => s,
         Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),

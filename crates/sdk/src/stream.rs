@@ -1,11 +1,13 @@
 //! Glue between the `proxy-wasm` crate's contexts and a [`Plugin`].
 //!
 //! One [`Root`] per plugin configuration parses the JSON; one [`Stream`] per
-//! HTTP exchange owns the [`Request`] the hooks see. The request sits behind a
-//! shared cell because answers to Redis calls arrive outside the `proxy-wasm`
-//! dispatcher, which owns the stream; hosts never call into a VM while it is
-//! running, so the cell is never borrowed twice (and if it were, the SDK logs
-//! and lets the request go on rather than trap).
+//! HTTP exchange owns the [`Request`] the hooks see. With the `redis` feature
+//! the request sits behind a shared cell, because answers to Redis calls
+//! arrive outside the `proxy-wasm` dispatcher, which owns the stream; hosts
+//! never call into a VM while it is running, so the cell is never borrowed
+//! twice (and if it were, the SDK logs and lets the request go on rather than
+//! trap). Without the feature the stream owns the request: one allocation per
+//! request, as a module written on `proxy-wasm` alone.
 
 use crate::config::Rules;
 use crate::host::{self, BufferType, StreamType};
@@ -13,7 +15,6 @@ use crate::log::Log;
 use crate::{Plugin, Request};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
-use std::cell::RefCell;
 use std::rc::Rc;
 
 pub(crate) struct Root<P: Plugin> {
@@ -66,15 +67,22 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let request = Rc::new(RefCell::new(Request::<P>::new(Rc::clone(&self.rules), context_id)));
+        let request = Request::<P>::new(Rc::clone(&self.rules), context_id);
         #[cfg(feature = "redis")]
-        crate::redis::track(context_id, &request);
+        let request = {
+            let shared = Rc::new(std::cell::RefCell::new(request));
+            crate::redis::track(context_id, &shared);
+            shared
+        };
         Some(Box::new(Stream { request, context_id }))
     }
 }
 
 pub(crate) struct Stream<P: Plugin> {
-    request: Rc<RefCell<Request<P>>>,
+    #[cfg(feature = "redis")]
+    request: Rc<std::cell::RefCell<Request<P>>>,
+    #[cfg(not(feature = "redis"))]
+    request: Request<P>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     context_id: u32,
 }
@@ -87,7 +95,8 @@ impl<P: Plugin> Drop for Stream<P> {
 }
 
 impl<P: Plugin> Stream<P> {
-    fn with<R>(&self, fallback: R, f: impl FnOnce(&mut Request<P>) -> R) -> R {
+    #[cfg(feature = "redis")]
+    fn with<R>(&mut self, fallback: R, f: impl FnOnce(&mut Request<P>) -> R) -> R {
         match self.request.try_borrow_mut() {
             Ok(mut request) => f(&mut request),
             Err(_) => {
@@ -95,6 +104,11 @@ impl<P: Plugin> Stream<P> {
                 fallback
             }
         }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn with<R>(&mut self, _fallback: R, f: impl FnOnce(&mut Request<P>) -> R) -> R {
+        f(&mut self.request)
     }
 }
 

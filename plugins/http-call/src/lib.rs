@@ -17,19 +17,34 @@ use gateway_sdk::prelude::*;
 
 /// The JSON the plugin accepts; see the README for each field.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = schema_checks))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawConfig {
+    /// Header copied from the token service's answer into the request.
     token_header: HeaderName,
+    /// Path (with query) to GET, or an absolute URL whose host becomes the `:authority`.
     request_path: NonEmpty,
+    /// The token service, full name with its registry suffix (`auth.dns`, `10.0.0.5.static`, ...).
     service_name: NonEmpty,
+    /// The service's port (`80` for `.static` services when not given).
     service_port: Option<u16>,
+    /// `:authority` of the call (default: `serviceName`).
     service_host: Option<NonEmpty>,
+    /// How long the call may take, in milliseconds.
     #[serde(default = "default_timeout")]
     timeout: u32,
 }
 
 fn default_timeout() -> u32 {
     gateway_sdk::http::DEFAULT_TIMEOUT_MS
+}
+
+/// What `TryFrom<RawConfig>` checks, for the schema.
+#[cfg(feature = "schema")]
+fn schema_checks(schema: &mut schemars::Schema) {
+    gateway_sdk::schema::minimum(schema, "timeout", 1);
+    gateway_sdk::schema::service(schema, "serviceName", "servicePort", true);
 }
 
 #[derive(Deserialize)]
@@ -100,3 +115,10 @@ fn on_token(req: &mut Request<HttpCall>, config: &Config, resp: &HttpResponse) {
 }
 
 gateway_sdk::main!(HttpCall);
+
+/// The JSON Schema of everything this plugin accepts as its configuration
+/// (`_rules_` included), made from `RawConfig` (feature `schema`).
+#[cfg(feature = "schema")]
+pub fn config_schema() -> serde_json::Value {
+    gateway_sdk::schema::plugin_schema::<RawConfig>(HttpCall::NAME, HttpCall::RULE_MODE)
+}

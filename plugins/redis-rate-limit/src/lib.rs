@@ -28,27 +28,42 @@ return n";
 const MAX_KEY_VALUE: usize = 64;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = schema_checks))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawConfig {
+    /// The Redis service, full name with its registry suffix (`redis.dns`, `10.0.0.7.static`, ...).
     service_name: NonEmpty,
+    /// Its port (default `6379`, or `80` for `.static` services).
     service_port: Option<u16>,
+    /// Redis ACL user.
     #[serde(default)]
     username: String,
+    /// Redis password (never logged).
     #[serde(default)]
     password: String,
+    /// Per-command timeout, in milliseconds.
     #[serde(default = "default_timeout")]
     timeout: u32,
+    /// Redis database number.
     #[serde(default)]
     database: u32,
+    /// Requests per minute (the seed's setting); give this or `limit`.
     qpm: Option<u64>,
+    /// Requests per `window`; give this or `qpm`.
     limit: Option<u64>,
+    /// Window of `limit` (default: minute), aligned to Unix time.
     window: Option<Window>,
+    /// What requests share a counter.
     #[serde(default)]
     limit_by: LimitBy,
+    /// Prefix of every key (`<prefix><window start>[:<value>]`).
     #[serde(default)]
     key_prefix: String,
+    /// When Redis cannot answer: let requests through (`open`) or answer 503 (`closed`).
     #[serde(default)]
     failure_mode: FailureMode,
+    /// Also send `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (and `Retry-After` on 429).
     #[serde(default)]
     rate_limit_headers: bool,
 }
@@ -58,6 +73,7 @@ fn default_timeout() -> u32 {
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 enum Window {
     Second,
@@ -79,6 +95,7 @@ impl Window {
 
 /// What requests share a counter.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 enum LimitBy {
     /// One counter for all requests (the seed).
@@ -95,6 +112,7 @@ enum LimitBy {
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 enum FailureMode {
     /// Let requests through when Redis cannot answer.
@@ -261,10 +279,14 @@ fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bo
 fn counter_key(req: &Request<RedisRateLimit>, config: &Config, start: u64) -> String {
     let value = match &config.limit_by {
         LimitBy::Global => None,
-        LimitBy::Header(name) => Some(req.header(name).unwrap_or_default()),
-        LimitBy::Query(name) => Some(query_value(&req.path().unwrap_or_default(), name).unwrap_or_default()),
-        LimitBy::ClientIp => Some(client_ip(req).unwrap_or_default()),
-        LimitBy::Route => Some(req.route_name().unwrap_or_default()),
+        // Raw bytes: two header values that differ only in bytes that are not
+        // UTF-8 must not share a counter.
+        LimitBy::Header(name) => Some(req.header_bytes(name).unwrap_or_default()),
+        LimitBy::Query(name) => {
+            Some(query_value(&req.path().unwrap_or_default(), name).unwrap_or_default().into_bytes())
+        }
+        LimitBy::ClientIp => Some(client_ip(req).unwrap_or_default().into_bytes()),
+        LimitBy::Route => Some(req.route_name().unwrap_or_default().into_bytes()),
     };
     let mut key = format!("{}{start}", config.key_prefix);
     if let Some(value) = value {
@@ -274,15 +296,19 @@ fn counter_key(req: &Request<RedisRateLimit>, config: &Config, start: u64) -> St
     key
 }
 
-/// A request value as a key part: verbatim when short, hashed when long, so a
-/// client cannot make keys of any size.
-fn bounded(value: &str) -> String {
-    if value.len() <= MAX_KEY_VALUE {
-        return value.to_string();
+/// A request value as a key part: verbatim when short UTF-8, hashed otherwise,
+/// so a client cannot make keys of any size.
+fn bounded(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) if text.len() <= MAX_KEY_VALUE && !text.starts_with('#') => text.to_string(),
+        // FNV-1a, 64 bits: stable across VMs and gateways, which is what a
+        // shared counter needs. The `#` keeps hashes apart from verbatim values.
+        _ => {
+            let hash =
+                value.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+            format!("#{hash:016x}")
+        }
     }
-    // FNV-1a, 64 bits: stable across VMs and gateways, which is what a shared counter needs.
-    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("#{hash:016x}")
 }
 
 /// The first value of query parameter `name` in `path` (not percent-decoded).
@@ -302,6 +328,28 @@ fn client_ip(req: &Request<RedisRateLimit>) -> Option<String> {
 }
 
 gateway_sdk::main!(RedisRateLimit);
+
+/// The JSON Schema of everything this plugin accepts as its configuration
+/// (`_rules_` included), made from `RawConfig` (feature `schema`).
+#[cfg(feature = "schema")]
+pub fn config_schema() -> serde_json::Value {
+    gateway_sdk::schema::plugin_schema::<RawConfig>(RedisRateLimit::NAME, RedisRateLimit::RULE_MODE)
+}
+
+/// What `TryFrom<RawConfig>` checks, for the schema.
+#[cfg(feature = "schema")]
+fn schema_checks(schema: &mut schemars::Schema) {
+    use gateway_sdk::schema::{given, minimum, require, service};
+    use serde_json::json;
+    for field in ["qpm", "limit", "timeout"] {
+        minimum(schema, field, 1);
+    }
+    // qpm or limit, not both; a window only with limit.
+    require(schema, json!({"oneOf": [given("qpm"), given("limit")]}));
+    require(schema, json!({"if": given("qpm"), "then": {"not": given("window")}}));
+    // The port defaults (6379, or 80 for .static), so it is never required.
+    service(schema, "serviceName", "servicePort", false);
+}
 
 #[cfg(test)]
 mod tests {
@@ -366,12 +414,16 @@ mod tests {
 
     #[test]
     fn long_values_are_hashed_into_bounded_keys() {
-        assert_eq!(bounded("abc"), "abc");
+        assert_eq!(bounded(b"abc"), "abc");
         let long = "x".repeat(10_000);
-        let key = bounded(&long);
+        let key = bounded(long.as_bytes());
         assert_eq!(key.len(), 17);
-        assert_eq!(key, bounded(&long));
-        assert_ne!(key, bounded(&"y".repeat(10_000)));
+        assert_eq!(key, bounded(long.as_bytes()));
+        assert_ne!(key, bounded("y".repeat(10_000).as_bytes()));
+        // Values that are not UTF-8 are hashed from their bytes, each apart.
+        assert_ne!(bounded(b"k\xff"), bounded(b"k\xfe"));
+        // A value cannot pass for a hash.
+        assert_ne!(bounded(b"#0123456789abcdef"), "#0123456789abcdef");
     }
 
     #[test]
