@@ -4,7 +4,7 @@
 //! gateway-bench [--smoke] [--out DIR] [--raw-dir DIR] [--rounds N] [--seconds N]
 //!               [--warmup N] [--connections N] [--variants ID,ID,...]
 //!               [--envoy-cpu N|none] [--wrk-cpu N|none] [--no-all-plugins]
-//!               [--also ID=PATH] [--limiter-seconds S] [--list]
+//!               [--also ID=PATH] [--limiter-seconds S] [--list] [--work]
 //! ```
 
 use gateway_bench::variants::{self, Modules};
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: gateway-bench [--smoke] [--out DIR] [--raw-dir DIR] [--rounds N] [--seconds N] \
 [--warmup N] [--connections N] [--variants ID,ID,...] [--envoy-cpu N|none] [--wrk-cpu N|none] \
-[--also ID=PATH] [--no-all-plugins] [--limiter-seconds S] [--list]
+[--also ID=PATH] [--no-all-plugins] [--limiter-seconds S] [--list] [--work]
 
   --smoke   one 1-second round of `none` and `mock`, no Redis, no all-plugins start,
             written to a temp dir unless --out is given (what CI runs)
@@ -22,7 +22,9 @@ const USAGE: &str = "usage: gateway-bench [--smoke] [--out DIR] [--raw-dir DIR] 
   --raw-dir where the raw modules raw-<name>.wasm are (default: <target dir>/bench)
   --also    also measure variant ID with the module at PATH (another build of it), as ID@<file stem>;
             repeatable, e.g. --also mock=/tmp/mock-O3.wasm
-  --list    print the variants and exit";
+  --list    print the variants and exit
+  --work    print the Wasm instructions and host calls per request of the chosen variants (counted on
+            a minimal host, no Envoy; a second or two) and exit";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -39,6 +41,7 @@ fn run(args: Vec<String>) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
     let mut modules = Modules { dist: e2e::paths::dist_dir(), raw: target.join("bench") };
     let smoke = args.iter().any(|a| a == "--smoke");
+    let work_only = args.iter().any(|a| a == "--work");
     let mut out = None;
     let mut options = Options::new(root.join("bench"), modules.clone());
     if smoke {
@@ -59,7 +62,7 @@ fn run(args: Vec<String>) -> Result<()> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n\n{USAGE}"));
         match arg.as_str() {
-            "--smoke" => {}
+            "--smoke" | "--work" => {}
             "--list" => {
                 for v in variants::ALL {
                     println!("{:18} {:6} {:24} {}", v.id, v.kind.label(), v.job.label(), v.label);
@@ -94,6 +97,9 @@ fn run(args: Vec<String>) -> Result<()> {
         }
     }
     options.modules = modules;
+    if work_only {
+        return print_work(&options);
+    }
     // The smoke run writes into a temp dir, never over bench/RESULTS.md.
     let _temp;
     options.out = match (out, smoke) {
@@ -109,6 +115,21 @@ fn run(args: Vec<String>) -> Result<()> {
     let results = gateway_bench::run(&options)?;
     if smoke {
         println!("{}", gateway_bench::report::markdown(&results));
+    }
+    Ok(())
+}
+
+/// `--work`: the exact per-request counts, the quick check while changing the SDK.
+fn print_work(options: &Options) -> Result<()> {
+    for v in &options.variants {
+        let Some(module) = v.module(&options.modules) else { continue };
+        let work = gateway_bench::work::measure(&module, v.plugin_config().unwrap_or_default().as_bytes())?;
+        println!("{:24} {:>6} instructions/request", v.id, work.fuel);
+        for (callback, fuel) in &work.by_callback {
+            println!("    {:32} {fuel:>6}", callback.trim_start_matches("proxy_on_"));
+        }
+        let calls: Vec<String> = work.host_calls.iter().map(|(name, n)| format!("{n} {name}")).collect();
+        println!("    host calls: {}", calls.join(", "));
     }
     Ok(())
 }

@@ -58,6 +58,8 @@
 //! values, logged or returned, and never trap the VM.
 
 pub mod action;
+#[cfg(target_family = "wasm")]
+mod alloc;
 pub mod config;
 pub mod fields;
 mod host;
