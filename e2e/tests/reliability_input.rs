@@ -68,6 +68,14 @@ impl Rig {
     fn trouble(&self) -> Vec<String> {
         reliability::vm_trouble(&self.envoy, &self.before).unwrap()
     }
+
+    /// Records `case` with the VM trouble added to what was seen: it passes
+    /// only when `ok` holds and no VM failed.
+    fn finish(&self, case: &Case, requests: u64, seen: &str, ok: bool) {
+        let trouble = self.trouble();
+        let text = format!("{seen}; VM trouble: {trouble:?}");
+        assert!(case.finish(requests, &text, ok && trouble.is_empty()), "{text}");
+    }
 }
 
 /// Whether a response is the route's normal answer.
@@ -147,9 +155,7 @@ fn large_and_many_headers() {
     );
     let huge = vec![b'b'; 100 * 1024];
     let resp = rig.send(&reliability::get_request("/get", &[("x-huge", &huge)]), 1);
-    let trouble = rig.trouble();
-    let text = format!("{}; VM trouble: {trouble:?}", reliability::status_and_body(&resp[0]));
-    assert!(case.finish(1, &text, resp[0].status == 431 && trouble.is_empty()), "{text}");
+    rig.finish(&case, 1, &reliability::status_and_body(&resp[0]), resp[0].status == 431);
 }
 
 #[test]
@@ -213,9 +219,7 @@ fn pipelined_requests() {
         ok &= normal && if local { count == baseline } else { count == 10 };
         seen.push(format!("{path}: {count} of 10 answered{}", if normal { "" } else { ", some wrongly" }));
     }
-    let trouble = rig.trouble();
-    let text = format!("{}; VM trouble: {trouble:?}", seen.join("; "));
-    assert!(case.finish(total, &text, ok && trouble.is_empty()), "{text}");
+    rig.finish(&case, total, &seen.join("; "), ok);
 }
 
 #[test]
@@ -244,9 +248,7 @@ fn many_concurrent_clients() {
         ok &= report.errors == 0 && report.classes.get(&format!("200 {answer}")) == Some(&2000);
         seen.push(format!("{path}: {}", report.summary()));
     }
-    let trouble = rig.trouble();
-    let text = format!("{}; VM trouble: {trouble:?}", seen.join("; "));
-    assert!(case.finish(total, &text, ok && trouble.is_empty()), "{text}");
+    rig.finish(&case, total, &seen.join("; "), ok);
 }
 
 #[test]

@@ -128,6 +128,26 @@ fn const_map(s: &State, map: i32) -> Result<Headers, i32> {
 }
 
 /// Applies `f` to the map a write changes; `BadArgument` when there is none.
+/// `proxy_add_header_map_value` and `proxy_replace_header_map_value`: the
+/// same checks, then `write` (add or set) with the name and value read.
+fn write_map_value(
+    mut c: C,
+    import: &str,
+    map: i32,
+    (kptr, klen): (i32, i32),
+    (vptr, vlen): (i32, i32),
+    write: fn(&mut Headers, &str, Vec<u8>),
+) -> R {
+    restricted(&c, import)?;
+    if !(0..=MAP_MAX).contains(&map) {
+        return Ok(BAD_ARGUMENT);
+    }
+    let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
+        return Ok(INVALID_MEMORY_ACCESS);
+    };
+    Ok(with_map(c.data_mut(), map, |h| write(h, &String::from_utf8_lossy(&k), v)))
+}
+
 fn with_map(s: &mut State, map: i32, f: impl FnOnce(&mut Headers)) -> i32 {
     let ctx = s.ctx();
     let Some(stream) = s.streams.get_mut(&ctx) else { return BAD_ARGUMENT };
@@ -360,29 +380,15 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
     l.func_wrap(
         "env",
         "proxy_add_header_map_value",
-        |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
-            restricted(&c, "proxy_add_header_map_value")?;
-            if !(0..=MAP_MAX).contains(&map) {
-                return Ok(BAD_ARGUMENT);
-            }
-            let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
-                return Ok(INVALID_MEMORY_ACCESS);
-            };
-            Ok(with_map(c.data_mut(), map, |h| h.add(&String::from_utf8_lossy(&k), v)))
+        |c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
+            write_map_value(c, "proxy_add_header_map_value", map, (kptr, klen), (vptr, vlen), Headers::add)
         },
     )?;
     l.func_wrap(
         "env",
         "proxy_replace_header_map_value",
-        |mut c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
-            restricted(&c, "proxy_replace_header_map_value")?;
-            if !(0..=MAP_MAX).contains(&map) {
-                return Ok(BAD_ARGUMENT);
-            }
-            let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
-                return Ok(INVALID_MEMORY_ACCESS);
-            };
-            Ok(with_map(c.data_mut(), map, |h| h.set(&String::from_utf8_lossy(&k), v)))
+        |c: C, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> R {
+            write_map_value(c, "proxy_replace_header_map_value", map, (kptr, klen), (vptr, vlen), Headers::set)
         },
     )?;
     l.func_wrap("env", "proxy_remove_header_map_value", |mut c: C, map: i32, kptr: i32, klen: i32| -> R {
