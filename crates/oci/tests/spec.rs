@@ -85,8 +85,8 @@ fn the_checks_find_json_schema_2020_12() {
         "/properties/any: a schema must be an object",
         "/properties/list: an array type without items",
         "/properties/headers: propertyNames is not an OpenAPI 3.0 keyword",
-        "/enum: has null without nullable: true",
-        "/required: not a non-empty list",
+        "/enum: [null] is a list with null, without nullable: true",
+        "/required: [] is not a non-empty list",
         "/exclusiveMinimum: 0 is not a boolean",
     ] {
         assert!(problems.iter().any(|problem| problem.contains(expected)), "{expected:?} not in {problems:#?}");

@@ -204,82 +204,22 @@ fn check_schema(schema: &Value, place: &str, problems: &mut Vec<String>) {
             problems.push(format!("{place}: {key} is not an OpenAPI 3.0 keyword"));
             continue;
         }
+        if let Some(expected) = value_problem(key, value, object) {
+            problems.push(format!("{here}: {value} is {expected}"));
+        }
         match key.as_str() {
-            "$ref" => problems.push(format!("{here}: points nowhere in a standalone schema")),
-            "type" => {
-                if !value.as_str().is_some_and(|name| TYPES.contains(&name)) {
-                    problems.push(format!("{here}: {value} is not one of {TYPES:?}"));
+            "allOf" | "anyOf" | "oneOf" => {
+                for (index, branch) in value.as_array().into_iter().flatten().enumerate() {
+                    check_schema(branch, &format!("{here}/{index}"), problems);
                 }
             }
-            "exclusiveMaximum" | "exclusiveMinimum" | "uniqueItems" | "nullable" | "readOnly" | "writeOnly"
-            | "deprecated" => {
-                if !value.is_boolean() {
-                    problems.push(format!("{here}: {value} is not a boolean"));
-                }
-            }
-            "maximum" | "minimum" => {
-                if !value.is_number() {
-                    problems.push(format!("{here}: {value} is not a number"));
-                }
-            }
-            "multipleOf" => {
-                if !value.as_f64().is_some_and(|n| n > 0.0) {
-                    problems.push(format!("{here}: {value} is not a positive number"));
-                }
-            }
-            "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties" => {
-                if !value.is_u64() {
-                    problems.push(format!("{here}: {value} is not a non-negative integer"));
-                }
-            }
-            "pattern" | "format" | "title" | "description" => {
-                if !value.is_string() {
-                    problems.push(format!("{here}: not a string"));
-                }
-            }
-            "required" => {
-                let names: Option<Vec<&str>> =
-                    value.as_array().map(|list| list.iter().filter_map(Value::as_str).collect());
-                let ok = names.as_ref().is_some_and(|names| {
-                    !names.is_empty()
-                        && Some(names.len()) == value.as_array().map(Vec::len)
-                        && names.iter().enumerate().all(|(i, name)| !names.iter().skip(i + 1).any(|n| n == name))
-                });
-                if !ok {
-                    problems.push(format!("{here}: not a non-empty list of distinct strings"));
-                }
-            }
-            "enum" => {
-                if !value.as_array().is_some_and(|list| !list.is_empty()) {
-                    problems.push(format!("{here}: not a non-empty list"));
-                } else if value.as_array().is_some_and(|list| list.contains(&Value::Null))
-                    && object.get("nullable") != Some(&Value::Bool(true))
-                {
-                    problems.push(format!("{here}: has null without nullable: true"));
-                }
-            }
-            "allOf" | "anyOf" | "oneOf" => match value.as_array() {
-                Some(list) if !list.is_empty() => {
-                    for (index, branch) in list.iter().enumerate() {
-                        check_schema(branch, &format!("{here}/{index}"), problems);
-                    }
-                }
-                _ => problems.push(format!("{here}: not a non-empty list of schemas")),
-            },
             "not" | "items" => check_schema(value, &here, problems),
-            "properties" => match value.as_object() {
-                Some(properties) => {
-                    for (name, property) in properties {
-                        check_schema(property, &format!("{here}/{name}"), problems);
-                    }
-                }
-                None => problems.push(format!("{here}: not a mapping")),
-            },
-            "additionalProperties" => {
-                if !value.is_boolean() {
-                    check_schema(value, &here, problems);
+            "properties" => {
+                for (name, property) in value.as_object().into_iter().flatten() {
+                    check_schema(property, &format!("{here}/{name}"), problems);
                 }
             }
+            "additionalProperties" if !value.is_boolean() => check_schema(value, &here, problems),
             _ => {}
         }
     }
@@ -289,6 +229,50 @@ fn check_schema(schema: &Value, place: &str, problems: &mut Vec<String>) {
     if object.get("type") == Some(&Value::String("array".into())) && !object.contains_key("items") {
         problems.push(format!("{place}: an array type without items"));
     }
+}
+
+/// What is wrong with the value of keyword `key`, if anything (the schemas
+/// inside it are checked by the caller).
+fn value_problem(key: &str, value: &Value, object: &Map<String, Value>) -> Option<&'static str> {
+    let list = value.as_array();
+    let ok = match key {
+        "$ref" => return Some("a reference to nothing in a standalone schema"),
+        "type" => value.as_str().is_some_and(|name| TYPES.contains(&name)),
+        "exclusiveMaximum" | "exclusiveMinimum" | "uniqueItems" | "nullable" | "readOnly" | "writeOnly"
+        | "deprecated" => value.is_boolean(),
+        "maximum" | "minimum" => value.is_number(),
+        "multipleOf" => value.as_f64().is_some_and(|n| n > 0.0),
+        "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties" => value.is_u64(),
+        "pattern" | "format" | "title" | "description" => value.is_string(),
+        "required" => list.is_some_and(|names| {
+            !names.is_empty()
+                && names.iter().all(Value::is_string)
+                && names.iter().enumerate().all(|(i, name)| !names.iter().skip(i + 1).any(|n| n == name))
+        }),
+        "enum" if list.is_some_and(|values| values.contains(&Value::Null)) => {
+            if object.get("nullable") != Some(&Value::Bool(true)) {
+                return Some("a list with null, without nullable: true");
+            }
+            true
+        }
+        "enum" | "allOf" | "anyOf" | "oneOf" => list.is_some_and(|values| !values.is_empty()),
+        "properties" => value.is_object(),
+        _ => true,
+    };
+    if ok {
+        return None;
+    }
+    Some(match key {
+        "type" => "not one of string, number, integer, boolean, array, object",
+        "maximum" | "minimum" => "not a number",
+        "multipleOf" => "not a positive number",
+        "pattern" | "format" | "title" | "description" => "not a string",
+        "required" => "not a non-empty list of distinct strings",
+        "enum" | "allOf" | "anyOf" | "oneOf" => "not a non-empty list",
+        "properties" => "not a mapping",
+        key if key.starts_with("max") || key.starts_with("min") => "not a non-negative integer",
+        _ => "not a boolean",
+    })
 }
 
 fn keys_within(map: &Map<String, Value>, known: &[&str], place: &str, problems: &mut Vec<String>) {
