@@ -119,6 +119,7 @@ fn a_new_plugin_is_built_tested_and_served_without_hand_edits() {
         format!("plugins/{NAME}/Cargo.toml"),
         format!("plugins/{NAME}/src/lib.rs"),
         format!("plugins/{NAME}/README.md"),
+        format!("plugins/{NAME}/icon.svg"),
         format!("plugins/{NAME}/examples/config-schema.rs"),
         format!("plugins/{NAME}/tests/testhost.rs"),
         format!("e2e/tests/plugin_{snake}.rs"),

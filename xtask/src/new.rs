@@ -1,9 +1,11 @@
 //! `cargo xtask new NAME`: a new plugin, made from the template below, wired
 //! into everything the workspace ships and tests:
 //!
-//! * `plugins/NAME/`: `Cargo.toml`, `src/lib.rs` (a config struct and one
-//!   hook, as hello-world), `README.md` (with its config table),
-//!   `examples/config-schema.rs` (its JSON Schema) and `tests/testhost.rs`;
+//! * `plugins/NAME/`: `Cargo.toml` (with the `[package.metadata.gateway]`
+//!   table its image's `spec.yaml` is made from), `src/lib.rs` (a config
+//!   struct and one hook, as hello-world), `README.md` (with its config
+//!   table), `icon.svg`, `examples/config-schema.rs` (its JSON Schema) and
+//!   `tests/testhost.rs`;
 //! * `e2e/tests/plugin_NAME.rs`: the plugin on a real Envoy, on its route;
 //! * the root `Cargo.toml`: `plugins/NAME` in the workspace members;
 //! * `envoy.yaml`: a Wasm filter `NAME` (`disabled: true`) and a route
@@ -256,11 +258,17 @@ fn render(name: &str) -> Vec<(String, String)> {
         (format!("plugins/{name}/src/lib.rs"), fill(LIB_RS)),
         (format!("plugins/{name}/examples/config-schema.rs"), fill(SCHEMA_EXAMPLE)),
         (format!("plugins/{name}/README.md"), fill(README)),
+        (format!("plugins/{name}/icon.svg"), fill(ICON).replace("{{Initials}}", &initials(name))),
         (format!("plugins/{name}/tests/testhost.rs"), fill(TESTHOST)),
         (format!("e2e/tests/plugin_{snake}.rs"), fill(E2E)),
         (format!("deploy/higress/{name}.yaml"), fill(HIGRESS)),
         (format!("deploy/istio/{name}.yaml"), fill(ISTIO)),
     ]
+}
+
+/// `header-echo` -> `HE`: the letters of the new plugin's icon.
+fn initials(name: &str) -> String {
+    name.split('-').filter_map(|word| word.chars().next()).take(2).collect::<String>().to_uppercase()
 }
 
 fn read(root: &Path, path: &str) -> Result<String, String> {
@@ -312,7 +320,25 @@ required-features = ["schema"]
 
 [lints]
 workspace = true
+
+# How the plugin is shown (its image's spec.yaml) and deployed
+# (deploy/higress/{{name}}.yaml uses the same phase and priority).
+[package.metadata.gateway]
+category = "custom"
+phase = "UNSPECIFIED_PHASE"
+priority = 100
+icon = "icon.svg"
+example = { message = "hello from {{name}}" }
+route-example = { message = "hello from {{name}} (route)" }
+i18n.zh-CN = { title = "{{name}}", description = "以配置的 message 应答每个请求（由 cargo xtask new 生成）。" }
+
+[package.metadata.gateway.fields.message]
+title = "Message"
+i18n.zh-CN = { title = "消息", description = "应答的 Body。" }
 "#;
+
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="42" height="42" viewBox="0 0 42 42"><rect width="42" height="42" rx="8" fill="#4a5568"/><text x="21" y="27" font-family="sans-serif" font-size="16" font-weight="bold" fill="#fff" text-anchor="middle">{{Initials}}</text></svg>
+"##;
 
 const LIB_RS: &str = r#"//! # {{name}}
 //!
@@ -382,6 +408,13 @@ Loads on upstream Envoy, Istio and Higress.
 
 Unknown fields are refused. The JSON Schema is `dist/{{name}}.schema.json`
 (`cargo xtask build`).
+
+The image's `spec.yaml` (`cargo xtask package`) carries the same configuration
+as two OpenAPI 3.0 schemas, Higress's format: `configSchema` (the global config)
+and `routeConfigSchema` (one `matchRules` entry's `config`), with titles,
+Chinese texts and examples from `[package.metadata.gateway]` in `Cargo.toml`.
+They leave out `_rules_` and the match keys, which Higress writes itself; use
+the JSON Schema to validate a config.
 
 ## Examples
 

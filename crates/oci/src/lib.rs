@@ -7,14 +7,15 @@
 //! | # | media type | content |
 //! |---|---|---|
 //! | config | `application/vnd.oci.image.config.v1+json` | OCI image config, `architecture: wasm`, `os: wasip1` |
-//! | 0 | `application/vnd.module.wasm.spec.v1+yaml` | `spec.yaml` ([`spec`]) |
+//! | 0 | `application/vnd.module.wasm.spec.v1+yaml` | `spec.yaml` ([`spec`]: Higress's format, OpenAPI 3.0 schemas from [`openapi`]) |
 //! | 1 | `application/vnd.module.wasm.doc.v1+markdown` | the plugin's `README.md` |
 //! | 2 (last) | `application/vnd.oci.image.layer.v1.tar+gzip` | `plugin.wasm` ([`layer`]) |
 //!
 //! and the manifest annotation `module.wasm.image/variant: compat`. Building
 //! is reproducible: the same inputs give the same manifest digest.
 //!
-//! * [`workspace`] finds the plugins of this repository and their files,
+//! * [`workspace`] finds the plugins of this repository and their files, and
+//!   reads what `spec.yaml` says of each from its `[package.metadata.gateway]`,
 //! * [`layout`] stores an image as an OCI image layout directory (`dist/oci/<name>`),
 //! * [`Registry`] pushes it to any OCI registry and pulls it back: basic auth
 //!   or bearer tokens from the registry's token server (credentials from
@@ -44,6 +45,7 @@ mod image;
 pub mod layer;
 pub mod layout;
 pub mod media;
+pub mod openapi;
 mod plugin;
 mod registry;
 pub mod spec;
@@ -52,7 +54,7 @@ pub mod workspace;
 pub use error::{Error, Result};
 pub use image::{digest_of, Image};
 pub use oci_client::secrets::RegistryAuth;
-pub use plugin::{is_tag, Phase, PluginInfo, CATEGORIES};
+pub use plugin::{is_tag, Contact, FieldTexts, Phase, PluginInfo, Texts, CATEGORIES};
 pub use registry::{
     auth_from_env, parse_reference, plain_http, Pushed, Registry, MAX_BLOB_SIZE, PASSWORD_VAR, TOKEN_VAR, USERNAME_VAR,
 };

@@ -3,9 +3,10 @@
 //! Istio's and Higress's image fetchers (`pkg/wasm/imagefetcher.go`) take the
 //! LAST layer of an OCI image manifest, require it to be
 //! [`PLUGIN_LAYER`] and read `plugin.wasm` from it (the "compat" variant of the
-//! Wasm image spec). Higress's own images put the plugin's metadata
-//! ([`SPEC_LAYER`]) and documentation ([`README_LAYER`]) in single-file layers
-//! before it, as `oras push` writes them; the Higress console reads those.
+//! Wasm image spec). Higress's Wasm plugin image spec puts the plugin's
+//! metadata ([`SPEC_LAYER`]) and documentation ([`README_LAYER`]) in
+//! single-file layers before it, as `oras push` writes them; the gateways
+//! skip them, they are there for tools that read an image's metadata.
 
 /// The OCI image manifest (the registry's `Content-Type`).
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

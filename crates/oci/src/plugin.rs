@@ -1,6 +1,7 @@
 //! What an image says about its plugin: [`PluginInfo`].
 
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -51,8 +52,39 @@ impl FromStr for Phase {
     }
 }
 
-/// Plugin categories of Higress's `spec.yaml` (its console groups plugins by them).
+/// Plugin categories of Higress's Wasm plugin image spec (`info.category` of `spec.yaml`).
 pub const CATEGORIES: &[&str] = &["auth", "security", "protocol", "flow-control", "flow-monitor", "custom"];
+
+/// A title and a description in one language (`spec.yaml`'s
+/// `x-title-i18n` and `x-description-i18n`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Texts {
+    /// The title.
+    pub title: String,
+    /// The description.
+    pub description: String,
+}
+
+/// What `spec.yaml` shows for one top-level configuration field, besides the
+/// description of its schema (from the Rust doc comment of the field).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldTexts {
+    /// Its title in English.
+    pub title: String,
+    /// Title and description by language tag (`zh-CN`).
+    pub translations: BTreeMap<String, Texts>,
+}
+
+/// Who answers for the plugin (`spec.yaml`'s `info.contact`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contact {
+    /// A person or a team.
+    pub name: String,
+    /// A web page.
+    pub url: Option<String>,
+    /// An email address.
+    pub email: Option<String>,
+}
 
 /// The plugin an image carries: what goes into `spec.yaml`, the README layer
 /// and the manifest's annotations.
@@ -66,6 +98,21 @@ pub struct PluginInfo {
     pub title: String,
     /// One-paragraph description.
     pub description: String,
+    /// Title and description by language tag (`zh-CN`).
+    pub translations: BTreeMap<String, Texts>,
+    /// Titles and translations of the top-level configuration fields, by field name.
+    pub fields: BTreeMap<String, FieldTexts>,
+    /// URL of the plugin's icon.
+    pub icon_url: Option<String>,
+    /// URL of the plugin's README on the web.
+    pub readme_url: Option<String>,
+    /// Who answers for it.
+    pub contact: Option<Contact>,
+    /// An example of the global configuration (`defaultConfig`).
+    pub example: Option<serde_json::Value>,
+    /// An example of a per-route or per-domain configuration (`matchRules[].config`);
+    /// [`example`](Self::example) when not given.
+    pub route_example: Option<serde_json::Value>,
     /// One of [`CATEGORIES`].
     pub category: String,
     /// Default phase.
@@ -92,6 +139,13 @@ impl PluginInfo {
             version: version.to_string(),
             title: title_of(name),
             description: String::new(),
+            translations: BTreeMap::new(),
+            fields: BTreeMap::new(),
+            icon_url: None,
+            readme_url: None,
+            contact: None,
+            example: None,
+            route_example: None,
             category: "custom".to_string(),
             phase: Phase::Unspecified,
             priority: 0,
@@ -127,6 +181,16 @@ impl PluginInfo {
         if let Some(schema) = &self.config_schema {
             if !schema.is_object() {
                 return Err(Error::plugin(&self.name, "the configuration schema must be a JSON object"));
+            }
+        }
+        for (which, example) in [("example", &self.example), ("route example", &self.route_example)] {
+            if example.as_ref().is_some_and(|example| !example.is_object()) {
+                return Err(Error::plugin(&self.name, format!("the {which} must be a JSON object")));
+            }
+        }
+        for (field, texts) in &self.fields {
+            if texts.title.trim().is_empty() {
+                return Err(Error::plugin(&self.name, format!("field {field:?} has an empty title")));
             }
         }
         Ok(())

@@ -50,8 +50,15 @@ fn check_pulled(plugin: &PluginSource, pushed: &Image, pulled: &Image) {
     assert_eq!(spec["info"]["description"].as_str(), Some(plugin.info.description.as_str()));
     assert_eq!(spec["spec"]["phase"].as_str(), Some(plugin.info.phase.as_str()));
     assert_eq!(spec["spec"]["priority"].as_i64(), Some(i64::from(plugin.info.priority)));
+    assert_eq!(
+        pulled.spec_yaml(),
+        Some(gateway_oci::spec::render(&plugin.info).unwrap().as_str()),
+        "{name}: spec.yaml"
+    );
     let schema = support::root().join("dist").join(format!("{name}.schema.json"));
-    assert_eq!(spec["spec"].get("configSchema").is_some(), schema.exists(), "{name}: config schema iff {schema:?}");
+    for key in ["configSchema", "routeConfigSchema"] {
+        assert_eq!(spec["spec"].get(key).is_some(), schema.exists(), "{name}: {key} iff {schema:?}");
+    }
 
     let config: serde_json::Value = serde_json::from_slice(pulled.config()).unwrap();
     assert_eq!((config["architecture"].as_str(), config["os"].as_str()), (Some("wasm"), Some("wasip1")));

@@ -1,12 +1,12 @@
 //! # redis-rate-limit
 //!
-//! The seed's Redis limiter: at most `qpm` requests per minute, counted in
+//! The Redis limiter of the Higress Go plugin guide: at most `qpm` requests per minute, counted in
 //! Redis under the minute-aligned Unix time. Over the limit the gateway answers
 //! `429 Too many requests` with headers `timeStamp` and `callTimeLeft: 0`;
 //! admitted requests get `timeStamp` and `callTimeLeft` on their response. If
 //! Redis cannot answer, requests go through (fail-open) and an error is logged.
 //!
-//! Beyond the seed, all opt-in: windows of a second, minute, hour or day; one
+//! Beyond the guide's, all opt-in: windows of a second, minute, hour or day; one
 //! counter per header, query parameter, client IP or route; a key prefix; the
 //! IETF `RateLimit-*` headers; fail-closed. Each request costs one Redis round
 //! trip: a script increments the counter and sets its expiry together, so no
@@ -48,7 +48,7 @@ struct RawConfig {
     /// Redis database number.
     #[serde(default)]
     database: u32,
-    /// Requests per minute (the seed's setting); give this or `limit`.
+    /// Requests per minute (the Go guide's setting); give this or `limit`.
     qpm: Option<u64>,
     /// Requests per `window`; give this or `qpm`.
     limit: Option<u64>,
@@ -98,7 +98,7 @@ impl Window {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 enum LimitBy {
-    /// One counter for all requests (the seed).
+    /// One counter for all requests (as in the Go guide).
     #[default]
     Global,
     /// One per value of this request header.
@@ -261,7 +261,7 @@ fn redis_failed(req: &mut Request<RedisRateLimit>, config: &Config, err: &dyn st
     }
 }
 
-/// The seed's headers, and the IETF ones when enabled.
+/// The Go guide's headers, and the IETF ones when enabled.
 fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bool) -> Vec<(&'static str, String)> {
     let mut headers = vec![("timeStamp", start.to_string()), ("callTimeLeft", left.to_string())];
     if config.rate_limit_headers {
@@ -275,7 +275,7 @@ fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bo
     headers
 }
 
-/// `<prefix><window start>` (the seed's key), then `:<value>` when counting per value.
+/// `<prefix><window start>` (the Go guide's key), then `:<value>` when counting per value.
 fn counter_key(req: &Request<RedisRateLimit>, config: &Config, start: u64) -> String {
     let value = match &config.limit_by {
         LimitBy::Global => None,
@@ -361,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_config_and_defaults() {
+    fn guide_config_and_defaults() {
         let rules = parse(r#"{"serviceName": "redis.dns", "qpm": 10}"#).unwrap();
         let config = rules.global().unwrap();
         assert_eq!((config.limit, config.window), (10, 60));
