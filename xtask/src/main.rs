@@ -11,7 +11,8 @@
 //! * `test` runs setup, the lints (fmt, clippy, cargo-deny), build, then every
 //!   test: unit tests, test host tests, the end-to-end suite on a real Envoy,
 //!   and the fast part of the reliability suite. CI runs exactly this.
-//! * `up` runs setup and build, then serves `envoy.yaml` on local processes.
+//! * `up` installs and builds what serving needs, then becomes the server of
+//!   `envoy.yaml` on local processes (`e2e/src/bin/gateway-up.rs`).
 //! * `bench` runs setup and build, builds the raw modules of `bench/raw/`, then
 //!   measures every plugin against native Envoy filters and those modules
 //!   (`bench/RESULTS.md`, `bench/results.svg`; see `bench.rs`).
@@ -32,8 +33,13 @@ mod oci_cli;
 mod package;
 mod reliability;
 mod setup;
+// xtask only checks the arguments (gateway-up reads them).
+#[allow(dead_code)]
+#[path = "../../e2e/src/up_cli.rs"]
+mod up_cli;
 
 use clap::{Parser, Subcommand};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -66,8 +72,8 @@ enum Task {
     /// tests (what CI runs)
     Test,
     /// Install what serving needs, build the plugins, then serve envoy.yaml with httpbin on
-    /// local processes until stopped
-    Up,
+    /// local processes until stopped (SIGINT, SIGTERM)
+    Up(up_cli::UpArgs),
     /// Measure every plugin against native Envoy filters and raw proxy-wasm modules on a real
     /// Envoy (bench/RESULTS.md, bench/results.svg)
     Bench(bench_cli::BenchArgs),
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(&root),
         Task::Build { names } => build::run_only(&root, names),
         Task::Test => test(&root),
-        Task::Up => up(&root),
+        Task::Up(_) => up(&root, &rest),
         Task::New { name } => new::run(&root, name),
         Task::Bench(args) => bench::run(&root, args, &rest),
         Task::Package(_) | Task::Pull(_) => package::run(&root, &cli.command, &rest),
@@ -159,8 +165,16 @@ fn test(root: &Path) -> Result<(), String> {
     sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])
 }
 
-fn up(root: &Path) -> Result<(), String> {
+fn up(root: &Path, args: &[String]) -> Result<(), String> {
     setup::for_serving(root)?;
     build::for_serving(root)?;
-    sh(root, "cargo", &["run", "--quiet", "--package", "e2e", "--bin", "gateway-up", "--"])
+    // Become the server (cargo run execs it too): a signal to this process
+    // then reaches the one that owns Envoy and httpbin and stops them.
+    // From the caller's directory, so that a relative `--config` means what they typed.
+    let manifest = root.join("Cargo.toml");
+    let manifest = manifest.to_string_lossy();
+    let cargo = ["run", "--quiet", "--manifest-path", &manifest, "--package", "e2e", "--bin", "gateway-up", "--"];
+    eprintln!("$ cargo {} {}", cargo.join(" "), args.join(" "));
+    let err = Command::new("cargo").args(cargo).args(args).exec();
+    Err(format!("cannot run cargo: {err}"))
 }
