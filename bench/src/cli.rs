@@ -24,7 +24,7 @@ impl std::str::FromStr for Cpu {
 /// Measures every plugin against native Envoy filters and raw proxy-wasm modules on a
 /// real Envoy; writes bench/RESULTS.md and bench/results.svg.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask bench", disable_version_flag = true)]
+#[command(name = "gateway-bench", disable_version_flag = true)]
 pub struct BenchArgs {
     /// One 1-second round of `none` and `mock`, no Redis, no all-plugins start, written to a
     /// temp dir unless --out is given (what CI runs)

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Serves an Envoy config with httpbin on local processes until stopped.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask up", disable_version_flag = true)]
+#[command(name = "gateway-up", disable_version_flag = true)]
 pub struct UpArgs {
     /// The Envoy config to serve [default: envoy.yaml of the repository]
     #[arg(long, value_name = "FILE")]
