@@ -78,7 +78,7 @@ impl Envoy {
         })?;
         let (error, mut process, dir) = match Envoy::wait_ready(process, dir) {
             Ok(envoy) => return Ok(envoy),
-            Err(failed) => failed,
+            Err(failed) => *failed,
         };
         process.stop();
         let log = process.log();
@@ -89,14 +89,14 @@ impl Envoy {
 
     fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<Envoy> {
         let (process, dir) = spawn(config, upstreams, level)?;
-        Envoy::wait_ready(process, dir).map_err(|(error, _, _)| error)
+        Envoy::wait_ready(process, dir).map_err(|failed| failed.0)
     }
 
     /// Waits for the admin's `/ready`; on failure the error, the process and its dir.
     fn wait_ready(
         mut process: ChildProcess,
         dir: TempDir,
-    ) -> std::result::Result<Envoy, (Error, ChildProcess, TempDir)> {
+    ) -> std::result::Result<Envoy, Box<(Error, ChildProcess, TempDir)>> {
         let admin_file = dir.path().join("admin.txt");
         let ready = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -110,13 +110,13 @@ impl Envoy {
             Ok(Some(port)) => port,
             Ok(None) => {
                 let error = process.error(format!("not ready (admin /ready) within {START_DEADLINE:?}"));
-                return Err((error, process, dir));
+                return Err(Box::new((error, process, dir)));
             }
-            Err(error) => return Err((error, process, dir)),
+            Err(error) => return Err(Box::new((error, process, dir))),
         };
         match listener_ports(admin_port) {
             Ok(listeners) => Ok(Envoy { process, admin_port, listeners, dir }),
-            Err(err) => Err((process.error(err), process, dir)),
+            Err(err) => Err(Box::new((process.error(err), process, dir))),
         }
     }
 

@@ -36,10 +36,29 @@ pub(crate) fn plugin_module(name: &str) -> Result<Arc<Vec<u8>>, Error> {
     Ok(bytes)
 }
 
-/// The workspace this crate belongs to (`<root>/crates/testhost`).
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+/// The workspace of the test that runs: cargo gives a test the
+/// `CARGO_MANIFEST_DIR` of its package (`<root>/plugins/<name>`), and cargo
+/// itself says which workspace that is. Not this crate's own path, compiled
+/// in: a copy of the workspace building into a shared target directory
+/// would then build its plugins from the other copy.
+fn workspace_root() -> Result<PathBuf, Error> {
+    let package = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let package = package.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .current_dir(&package)
+        .output()
+        .map_err(|err| Error::Setup(format!("cannot run {}: {err}", Path::new(&cargo).display())))?;
+    let manifest = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    match Path::new(&manifest).parent() {
+        Some(root) if output.status.success() => Ok(root.to_path_buf()),
+        _ => Err(Error::Setup(format!(
+            "no Cargo workspace around {}: {}",
+            package.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))),
+    }
 }
 
 /// `target/testhost-wasm`, or `$CARGO_TARGET_DIR/testhost-wasm`.
@@ -51,7 +70,7 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 fn build(name: &str) -> Result<Vec<u8>, Error> {
-    let root = workspace_root();
+    let root = workspace_root()?;
     if !root.join("plugins").join(name).join("Cargo.toml").is_file() {
         return Err(Error::Setup(format!(
             "no plugin {name:?}: {} has no Cargo.toml",
