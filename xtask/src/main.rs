@@ -20,6 +20,12 @@
 //!   `RELIABILITY.md` (see `reliability.rs`).
 //! * `package`, `push` and `pull` make, upload and fetch the plugins' OCI
 //!   images (see `package.rs` and `crates/oci`).
+//!
+//! Arguments are parsed with clap. The runners' own definitions
+//! (`bench/src/cli.rs`, `crates/oci/src/cli.rs`, `e2e/src/up_cli.rs`) are
+//! included here as modules, so every `--help` answers at once and a wrong
+//! argument is refused before anything is installed or built; what follows
+//! the command's name is then passed on to the runner as typed.
 
 mod bench;
 // xtask only checks the arguments (gateway-bench reads them).
