@@ -116,7 +116,8 @@ fn a_subset_builds_on_a_clean_dist() {
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap()).unwrap();
-    let names: Vec<&str> = manifest["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        manifest["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["http-call", "mock"]);
     for plugin in manifest["plugins"].as_array().unwrap() {
         assert_eq!(plugin["hosts"], serde_json::json!(["envoy", "istio", "higress"]), "{plugin}");
