@@ -53,6 +53,9 @@ pub type Result<T> = std::result::Result<T, String>;
 pub struct Options {
     /// Where `RESULTS.md` and `results.svg` go.
     pub out: PathBuf,
+    /// `out` is a temp dir removed when the run ends (`--smoke`): say so
+    /// instead of naming files that will be gone.
+    pub out_is_temporary: bool,
     pub modules: Modules,
     /// The variants, in round order.
     pub variants: Vec<&'static Variant>,
@@ -80,6 +83,7 @@ impl Options {
         let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
         Options {
             out,
+            out_is_temporary: false,
             modules,
             variants: variants::ALL.iter().collect(),
             rounds: 3,
@@ -221,7 +225,14 @@ pub fn run(options: &Options) -> Result<Results> {
     let md_path = options.out.join("RESULTS.md");
     std::fs::write(&md_path, report::markdown(&results))
         .map_err(|err| format!("writing {}: {err}", md_path.display()))?;
-    eprintln!("bench: wrote {} and {} in {:.0?}", md_path.display(), chart_path.display(), started.elapsed());
+    if options.out_is_temporary {
+        eprintln!(
+            "bench: done in {:.0?} (RESULTS.md and results.svg went to a temp dir, removed at exit)",
+            started.elapsed()
+        );
+    } else {
+        eprintln!("bench: wrote {} and {} in {:.0?}", md_path.display(), chart_path.display(), started.elapsed());
+    }
     Ok(results)
 }
 

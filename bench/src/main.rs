@@ -1,33 +1,20 @@
-//! `gateway-bench`: the runner behind `cargo xtask bench` (see the crate docs).
-//!
-//! ```text
-//! gateway-bench [--smoke] [--out DIR] [--raw-dir DIR] [--rounds N] [--seconds N]
-//!               [--warmup N] [--connections N] [--variants ID,ID,...]
-//!               [--envoy-cpu N|none] [--wrk-cpu N|none] [--no-all-plugins]
-//!               [--also ID=PATH] [--limiter-seconds S] [--list] [--work]
-//! ```
+//! `gateway-bench`: the runner behind `cargo xtask bench` (see the crate
+//! docs; `--help` for the arguments, defined in `cli.rs`).
 
+#[path = "cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::BenchArgs;
 use gateway_bench::variants::{self, Modules};
 use gateway_bench::{Options, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: gateway-bench [--smoke] [--out DIR] [--raw-dir DIR] [--rounds N] [--seconds N] \
-[--warmup N] [--connections N] [--variants ID,ID,...] [--envoy-cpu N|none] [--wrk-cpu N|none] \
-[--also ID=PATH] [--no-all-plugins] [--limiter-seconds S] [--list] [--work]
-
-  --smoke   one 1-second round of `none` and `mock`, no Redis, no all-plugins start,
-            written to a temp dir unless --out is given (what CI runs)
-  --out     where RESULTS.md and results.svg go (default: bench/ of the repository)
-  --raw-dir where the raw modules raw-<name>.wasm are (default: <target dir>/bench)
-  --also    also measure variant ID with the module at PATH (another build of it), as ID@<file stem>;
-            repeatable, e.g. --also mock=/tmp/mock-O3.wasm
-  --list    print the variants and exit
-  --work    print the Wasm instructions and host calls per request of the chosen variants (counted on
-            a minimal host, no Envoy; a second or two) and exit";
-
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = BenchArgs::parse();
+    match run(parsed, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("gateway-bench: {err}");
@@ -36,87 +23,94 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Vec<String>) -> Result<()> {
+fn run(args: BenchArgs, raw_args: &[String]) -> Result<()> {
+    if args.list {
+        for v in variants::ALL {
+            println!("{:18} {:6} {:24} {}", v.id, v.kind.label(), v.job.label(), v.label);
+        }
+        return Ok(());
+    }
     let root = gateway_bench::repo_root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
     let mut modules = Modules { dist: e2e::paths::dist_dir(), raw: target.join("bench") };
-    let smoke = args.iter().any(|a| a == "--smoke");
-    let work_only = args.iter().any(|a| a == "--work");
-    let mut out = None;
-    let mut options = Options::new(root.join("bench"), modules.clone());
-    if smoke {
-        options = Options::smoke(PathBuf::new(), modules.clone());
+    if let Some(raw) = &args.raw_dir {
+        modules.raw = raw.clone();
     }
-    // The command as the user typed it (xtask adds `--raw-dir`).
-    let mut shown = vec!["cargo xtask bench".to_string()];
-    let mut skip = false;
-    for arg in &args {
-        match (skip, arg.as_str()) {
-            (true, _) => skip = false,
-            (false, "--raw-dir") => skip = true,
-            (false, _) => shown.push(arg.clone()),
-        }
+    let mut options = if args.smoke {
+        Options::smoke(PathBuf::new(), modules.clone())
+    } else {
+        Options::new(root.join("bench"), modules.clone())
+    };
+    options.command = shown_command(raw_args);
+    if let Some(rounds) = args.rounds {
+        options.rounds = rounds;
     }
-    options.command = shown.join(" ");
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n\n{USAGE}"));
-        match arg.as_str() {
-            "--smoke" | "--work" => {}
-            "--list" => {
-                for v in variants::ALL {
-                    println!("{:18} {:6} {:24} {}", v.id, v.kind.label(), v.job.label(), v.label);
-                }
-                return Ok(());
-            }
-            "--out" => out = Some(PathBuf::from(value()?)),
-            "--raw-dir" => modules.raw = PathBuf::from(value()?),
-            "--rounds" => options.rounds = number(&arg, &value()?)?,
-            "--seconds" => options.seconds = number(&arg, &value()?)?,
-            "--warmup" => options.warmup_seconds = number(&arg, &value()?)?,
-            "--connections" => options.connections = number(&arg, &value()?)?,
-            "--limiter-seconds" => options.limiter_seconds = number(&arg, &value()?)?,
-            "--envoy-cpu" => options.envoy_cpu = cpu(&arg, &value()?)?,
-            "--wrk-cpu" => options.wrk_cpu = cpu(&arg, &value()?)?,
-            "--no-all-plugins" => options.all_plugins = false,
-            "--variants" => {
-                let list = value()?;
-                options.variants = list.split(',').map(|id| variant(id.trim())).collect::<Result<_>>()?;
-            }
-            "--also" => {
-                let spec = value()?;
-                let (id, path) = spec.split_once('=').ok_or_else(|| format!("--also wants ID=PATH, not {spec:?}"))?;
-                let path = std::fs::canonicalize(path).map_err(|err| format!("--also {spec}: {err}"))?;
-                options.variants.push(variants::with_module(variant(id)?, &path)?);
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
+    if let Some(seconds) = args.seconds {
+        options.seconds = seconds;
+    }
+    if let Some(warmup) = args.warmup {
+        options.warmup_seconds = warmup;
+    }
+    if let Some(connections) = args.connections {
+        options.connections = connections;
+    }
+    if let Some(seconds) = args.limiter_seconds {
+        options.limiter_seconds = seconds;
+    }
+    if let Some(cpu) = args.envoy_cpu {
+        options.envoy_cpu = cpu.0;
+    }
+    if let Some(cpu) = args.wrk_cpu {
+        options.wrk_cpu = cpu.0;
+    }
+    if args.no_all_plugins {
+        options.all_plugins = false;
+    }
+    if let Some(ids) = &args.variants {
+        options.variants = ids.iter().map(|id| variant(id.trim())).collect::<Result<_>>()?;
+    }
+    for spec in &args.also {
+        let (id, path) = spec.split_once('=').ok_or_else(|| format!("--also wants ID=PATH, not {spec:?}"))?;
+        let path = std::fs::canonicalize(path).map_err(|err| format!("--also {spec}: {err}"))?;
+        options.variants.push(variants::with_module(variant(id)?, &path)?);
     }
     options.modules = modules;
-    if work_only {
+    if args.work {
         return print_work(&options);
     }
     // The smoke run writes into a temp dir, never over bench/RESULTS.md.
     let _temp;
-    options.out = match (out, smoke) {
+    options.out = match (args.out, args.smoke) {
         (Some(out), _) => out,
         (None, true) => {
             let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
             let path = dir.path().to_path_buf();
             _temp = dir;
+            options.out_is_temporary = true;
             path
         }
         (None, false) => options.out,
     };
     let results = gateway_bench::run(&options)?;
-    if smoke {
+    if args.smoke {
         println!("{}", gateway_bench::report::markdown(&results));
     }
     Ok(())
+}
+
+/// The command as the user typed it, for RESULTS.md (xtask adds `--raw-dir`).
+fn shown_command(args: &[String]) -> String {
+    let mut shown = vec!["cargo xtask bench".to_string()];
+    let mut skip = false;
+    for arg in args {
+        match (skip, arg.as_str()) {
+            (true, _) => skip = false,
+            (false, "--raw-dir") => skip = true,
+            (false, other) if other.starts_with("--raw-dir=") => {}
+            (false, _) => shown.push(arg.clone()),
+        }
+    }
+    shown.join(" ")
 }
 
 /// `--work`: the exact per-request counts, the quick check while changing the SDK.
@@ -136,16 +130,4 @@ fn print_work(options: &Options) -> Result<()> {
 
 fn variant(id: &str) -> Result<&'static variants::Variant> {
     variants::by_id(id).ok_or_else(|| format!("no variant {id:?} (see --list)"))
-}
-
-fn number<T: std::str::FromStr>(arg: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| format!("{arg}: not a number: {value:?}"))
-}
-
-fn cpu(arg: &str, value: &str) -> Result<Option<usize>> {
-    if value == "none" {
-        Ok(None)
-    } else {
-        number(arg, value).map(Some)
-    }
 }

@@ -23,7 +23,7 @@ use crate::process::{wait_for, ChildProcess, START_DEADLINE};
 use crate::{http, paths};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -34,6 +34,16 @@ pub struct Envoy {
     admin_port: u16,
     listeners: BTreeMap<String, u16>,
     dir: TempDir,
+}
+
+/// Why [`Envoy::start_keeping_log`] did not start Envoy.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub error: Error,
+    /// Everything Envoy wrote (empty if it never ran).
+    pub log: String,
+    /// Its log file, kept for whoever reads the error (`None` if it never ran).
+    pub log_path: Option<PathBuf>,
 }
 
 /// An Envoy that refused to start.
@@ -57,8 +67,36 @@ impl Envoy {
         Envoy::start_logging(config, upstreams, Some(level))
     }
 
+    /// [`Envoy::start`], but when Envoy does not start its log stays on disk
+    /// (the temp dir is kept) and comes back with the error: what
+    /// `cargo xtask up` shows a person.
+    pub fn start_keeping_log(config: &EnvoyConfig, upstreams: &Upstreams) -> std::result::Result<Envoy, StartFailure> {
+        let (process, dir) = spawn(config, upstreams, None).map_err(|error| StartFailure {
+            error,
+            log: String::new(),
+            log_path: None,
+        })?;
+        let (error, mut process, dir) = match Envoy::wait_ready(process, dir) {
+            Ok(envoy) => return Ok(envoy),
+            Err(failed) => *failed,
+        };
+        process.stop();
+        let log = process.log();
+        drop(process);
+        let kept = dir.keep();
+        Err(StartFailure { error, log, log_path: Some(kept.join("envoy.log")) })
+    }
+
     fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<Envoy> {
-        let (mut process, dir) = spawn(config, upstreams, level)?;
+        let (process, dir) = spawn(config, upstreams, level)?;
+        Envoy::wait_ready(process, dir).map_err(|failed| failed.0)
+    }
+
+    /// Waits for the admin's `/ready`; on failure the error, the process and its dir.
+    fn wait_ready(
+        mut process: ChildProcess,
+        dir: TempDir,
+    ) -> std::result::Result<Envoy, Box<(Error, ChildProcess, TempDir)>> {
         let admin_file = dir.path().join("admin.txt");
         let ready = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -67,12 +105,19 @@ impl Envoy {
             let Some(port) = admin_port(&admin_file) else { return Ok(None) };
             let ready = http::get(&format!("http://127.0.0.1:{port}/ready")).send();
             Ok(ready.ok().filter(|resp| resp.status == 200).map(|_| port))
-        })?;
-        let Some(admin_port) = ready else {
-            return Err(process.error(format!("not ready (admin /ready) within {START_DEADLINE:?}")));
+        });
+        let admin_port = match ready {
+            Ok(Some(port)) => port,
+            Ok(None) => {
+                let error = process.error(format!("not ready (admin /ready) within {START_DEADLINE:?}"));
+                return Err(Box::new((error, process, dir)));
+            }
+            Err(error) => return Err(Box::new((error, process, dir))),
         };
-        let listeners = listener_ports(admin_port).map_err(|err| process.error(err))?;
-        Ok(Envoy { process, admin_port, listeners, dir })
+        match listener_ports(admin_port) {
+            Ok(listeners) => Ok(Envoy { process, admin_port, listeners, dir }),
+            Err(err) => Err(Box::new((process.error(err), process, dir))),
+        }
     }
 
     /// Runs Envoy on a config it must refuse, and returns how it exited.
@@ -99,6 +144,11 @@ impl Envoy {
     /// The process id (also the id of its process group).
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// The exit status, once Envoy has exited (stopped from outside).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.process.exit_status()
     }
 
     /// The port of `listener_0`, the gateway of `envoy.yaml`.

@@ -77,14 +77,24 @@ pub struct EnvoyConfig {
 impl EnvoyConfig {
     /// The repository's `envoy.yaml`, with plugins from `dist/`.
     pub fn load() -> Result<EnvoyConfig> {
-        let path = paths::envoy_yaml();
-        let yaml = std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
-        EnvoyConfig::from_yaml(&yaml, &paths::dist_dir())
+        EnvoyConfig::load_file(&paths::envoy_yaml())
+    }
+
+    /// Another Envoy bootstrap file in YAML (or JSON), with plugins from `dist/`;
+    /// a parse error names the file.
+    pub fn load_file(path: &Path) -> Result<EnvoyConfig> {
+        let yaml = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+        let root: Value = serde_yaml_ng::from_str(&yaml).context(|| format!("{} is not valid YAML", path.display()))?;
+        EnvoyConfig::from_value(root, &paths::dist_dir())
     }
 
     /// Any Envoy bootstrap in YAML (or JSON), with plugins from `dist`.
     pub fn from_yaml(yaml: &str, dist: &Path) -> Result<EnvoyConfig> {
         let root: Value = serde_yaml_ng::from_str(yaml).context(|| "parsing the Envoy config".to_string())?;
+        EnvoyConfig::from_value(root, dist)
+    }
+
+    fn from_value(root: Value, dist: &Path) -> Result<EnvoyConfig> {
         let mut config = EnvoyConfig { root, removed: Vec::new() };
         config.bind_loopback_port_zero();
         config.use_local_modules(dist)?;

@@ -57,6 +57,11 @@ impl Httpbin {
         self.process.pid()
     }
 
+    /// The exit status, once gunicorn has exited (stopped from outside).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.exit_status()
+    }
+
     /// The port httpbin listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

@@ -63,7 +63,7 @@ pub mod redis;
 pub mod reliability;
 mod wasm;
 
-pub use envoy::{Envoy, FailedStart};
+pub use envoy::{Envoy, FailedStart, StartFailure};
 pub use envoy_config::{EnvoyConfig, Upstreams};
 pub use error::{Error, Result};
 pub use httpbin::Httpbin;

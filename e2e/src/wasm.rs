@@ -1,28 +1,12 @@
 //! What a plugin module asks of its host, read from its import section.
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use std::path::Path;
-use wasmparser::{Parser, Payload};
 
-/// The `module.name` of every import of the Wasm module at `path`.
-pub(crate) fn imports(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
-    let mut names = Vec::new();
-    for payload in Parser::new(0).parse_all(&bytes) {
-        let payload = payload.context(|| format!("{} is not a Wasm module", path.display()))?;
-        if let Payload::ImportSection(reader) = payload {
-            for import in reader.into_imports() {
-                let import = import.context(|| format!("bad import section in {}", path.display()))?;
-                names.push(format!("{}.{}", import.module, import.name));
-            }
-        }
-    }
-    Ok(names)
-}
-
-/// The first import upstream Envoy does not have (Higress's `proxy_redis_*` calls), if any.
+/// The first import upstream Envoy does not have (see `gateway-host-imports`), if any.
 pub(crate) fn higress_only_import(path: &Path) -> Result<Option<String>> {
-    Ok(imports(path)?.into_iter().find(|name| name.starts_with("env.proxy_redis_")))
+    let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+    gateway_host_imports::higress_only_import(&bytes).map_err(|err| Error::new(format!("{}: {err}", path.display())))
 }
 
 #[cfg(test)]
@@ -46,13 +30,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let redis = dir.path().join("redis.wasm");
         std::fs::write(&redis, module_importing("proxy_redis_init")).unwrap();
-        assert_eq!(super::imports(&redis).unwrap(), ["env.proxy_redis_init"]);
         assert_eq!(super::higress_only_import(&redis).unwrap().as_deref(), Some("env.proxy_redis_init"));
         let plain = dir.path().join("plain.wasm");
         std::fs::write(&plain, module_importing("proxy_log")).unwrap();
         assert_eq!(super::higress_only_import(&plain).unwrap(), None);
         std::fs::write(&plain, b"not wasm").unwrap();
-        assert!(super::imports(&plain).is_err());
+        assert!(super::higress_only_import(&plain).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The release artefacts of `dist/` (made by `cargo xtask build`): each
 //! plugin's module, its `.sha256`, its schema, and `dist/manifest.json`,
 //! checked against the files themselves: sizes, sha256 recomputed, and the
-//! hosts recomputed from each module's imports with `wasmparser` (a module
+//! hosts recomputed from each module's imports (`gateway-host-imports`; a module
 //! importing a Higress-only host function loads on Higress only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -10,31 +10,11 @@ mod ship;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wasmparser::{Parser, Payload};
 
-/// Host functions only Higress has (reference: section 4 of the host notes).
-fn higress_only(module: &str, name: &str) -> bool {
-    module == "env"
-        && (name.starts_with("proxy_redis_")
-            || [
-                "proxy_get_upstream_hosts",
-                "proxy_set_upstream_override_host",
-                "proxy_inject_encoded_data_to_filter_chain",
-            ]
-            .contains(&name))
-}
+use gateway_host_imports::is_higress_only as higress_only;
 
 fn imports(bytes: &[u8]) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for payload in Parser::new(0).parse_all(bytes) {
-        if let Payload::ImportSection(reader) = payload.unwrap() {
-            for import in reader.into_imports() {
-                let import = import.unwrap();
-                found.push((import.module.to_string(), import.name.to_string()));
-            }
-        }
-    }
-    found
+    gateway_host_imports::imports(bytes).unwrap()
 }
 
 /// `[workspace.package] version` of the root Cargo.toml.

@@ -8,10 +8,16 @@
 //! the `gateway-bench` binary with ARGS (`--smoke` for one short round into a
 //! temp dir; `--help` for the rest).
 
+use crate::bench_cli::BenchArgs;
 use crate::{build, setup, sh};
 use std::path::Path;
 
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+/// `args` are checked already; `raw` is them as typed, for `gateway-bench`.
+pub fn run(root: &Path, args: &BenchArgs, raw: &[String]) -> Result<(), String> {
+    if args.list {
+        // Needs no module: only the runner.
+        return sh(root, "cargo", &["run", "--quiet", "-p", "gateway-bench", "--", "--list"]);
+    }
     setup::run(root)?;
     build::run(root)?;
     let raw_dir = build::target_dir(root).join("bench");
@@ -25,12 +31,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     let raw_dir = raw_dir.to_string_lossy();
     // The smoke run needs no optimized runner; the full one runs the test host's interpreter.
-    let smoke = args.iter().any(|a| a == "--smoke");
+    let smoke = args.smoke;
     let mut cargo = vec!["run", "--quiet", "-p", "gateway-bench"];
     if !smoke {
         cargo.push("--release");
     }
     cargo.extend(["--", "--raw-dir", raw_dir.as_ref()]);
-    cargo.extend(args.iter().map(String::as_str));
+    cargo.extend(raw.iter().map(String::as_str));
     sh(root, "cargo", &cargo)
 }

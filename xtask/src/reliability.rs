@@ -47,38 +47,24 @@ const FUZZ: &[(&str, u64, Option<&str>)] = &[
 /// The order areas appear in the table.
 const AREAS: &[&str] = &["fault", "bad input", "security", "load", "fuzz"];
 
-struct Options {
+/// Faults, bad input, security and fuzz-corpus tests, then RELIABILITY.md.
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// Also the soak, the shared-counter run and coverage-guided fuzzing (about 15 minutes)
+    #[arg(long)]
     long: bool,
+    /// Requests per plugin in the soak (--long)
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
     soak_requests: u64,
+    /// Windows of the shared-counter run (--long)
+    #[arg(long, value_name = "N", default_value_t = 300)]
     windows: u64,
+    /// Seconds per fuzz target (--long)
+    #[arg(long, value_name = "N", default_value_t = 120)]
     fuzz_seconds: u64,
 }
 
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { long: false, soak_requests: 500_000, windows: 300, fuzz_seconds: 120 };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            args.next().and_then(|n| n.parse().ok()).ok_or_else(|| format!("{name} needs a number"))
-        };
-        match arg.as_str() {
-            "--long" => options.long = true,
-            "--soak-requests" => options.soak_requests = number(arg)?,
-            "--windows" => options.windows = number(arg)?,
-            "--fuzz-seconds" => options.fuzz_seconds = number(arg)?,
-            other => {
-                return Err(format!(
-                    "unknown option {other:?}; usage: cargo xtask reliability [--long] [--soak-requests N] \
-                     [--windows N] [--fuzz-seconds N]"
-                ))
-            }
-        }
-    }
-    Ok(options)
-}
-
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    let options = options(args)?;
+pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     setup::run(root)?;
     build::run(root)?;
     let rows = root.join("target/reliability/rows");

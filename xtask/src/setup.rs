@@ -1,6 +1,7 @@
 //! Installs what the other commands need, skipping what is already there:
 //! the `wasm32-wasip1` target, Debian packages (wasm-opt, redis-server, the
 //! CNCF registry, wrk), cargo-deny, and the `.venv` of `e2e/requirements.txt`.
+//! `cargo xtask up` installs only what serving needs ([`for_serving`]).
 
 use crate::sh;
 use sha2::{Digest, Sha256};
@@ -15,13 +16,23 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("wrk", "wrk"),
 ];
 
+/// What `up` needs of them: wasm-opt for the modules (Envoy and httpbin are in the venv).
+const SERVING_PACKAGES: &[(&str, &str)] = &[("wasm-opt", "binaryen")];
+
 /// cargo-deny, which checks licences, bans and sources of every dependency.
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
 pub fn run(root: &Path) -> Result<(), String> {
     wasm_target(root)?;
-    debian_packages(root)?;
+    debian_packages(root, DEBIAN_PACKAGES)?;
     cargo_deny(root)?;
+    python_venv(root)
+}
+
+/// What `cargo xtask up` needs: the wasm target, wasm-opt, the venv.
+pub fn for_serving(root: &Path) -> Result<(), String> {
+    wasm_target(root)?;
+    debian_packages(root, SERVING_PACKAGES)?;
     python_venv(root)
 }
 
@@ -50,9 +61,9 @@ fn on_path(command: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn debian_packages(root: &Path) -> Result<(), String> {
+fn debian_packages(root: &Path, wanted: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<&str> =
-        DEBIAN_PACKAGES.iter().filter(|(command, _)| !on_path(command)).map(|(_, package)| *package).collect();
+        wanted.iter().filter(|(command, _)| !on_path(command)).map(|(_, package)| *package).collect();
     if missing.is_empty() {
         return Ok(());
     }

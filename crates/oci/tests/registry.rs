@@ -233,5 +233,5 @@ fn the_command_pushes_every_plugin_with_credentials_from_the_environment() {
     let (ok, text) = run(&["push", "no-such-plugin", &mock], true);
     assert!(!ok && text.contains("no such plugin"), "{text}");
     let (ok, text) = run(&["frobnicate"], true);
-    assert!(!ok && text.contains("usage: gateway-oci"), "{text}");
+    assert!(!ok && text.contains("Usage: gateway-oci"), "{text}");
 }

@@ -54,6 +54,15 @@ impl TestHost {
         Self::compile(&bytes, &name, &path.display().to_string())
     }
 
+    /// Builds plugin `name` (`plugins/<name>`) from its current source and
+    /// loads it: what its tests use, so they never run a stale module. The
+    /// first call in a test binary runs cargo (quick when nothing changed);
+    /// later ones reuse the bytes. See `build.rs`.
+    pub fn plugin(name: &str) -> Result<TestHost, Error> {
+        let bytes = crate::build::plugin_module(name)?;
+        Self::compile(&bytes, name, &format!("plugin {name} (built from plugins/{name})"))
+    }
+
     /// Compiles a module from bytes (e.g. `wat::parse_str(..)` output).
     pub fn from_bytes(bytes: &[u8]) -> Result<TestHost, Error> {
         Self::compile(bytes, "plugin", "<bytes>")
@@ -395,7 +404,7 @@ impl Inner {
         // Envoy refuses a module that imports a function it does not have.
         if gateway == Gateway::Envoy {
             for import in self.module.imports() {
-                if import.module() == "env" && imports::HIGRESS_ONLY.contains(&import.name()) {
+                if gateway_host_imports::is_higress_only(import.module(), import.name()) {
                     return Err(Error::Link(format!(
                         "Failed to load Wasm module due to a missing import: env.{}",
                         import.name()

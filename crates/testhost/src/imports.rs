@@ -16,10 +16,6 @@ use wasmi::{Caller, Error, Linker, Val};
 type C<'a> = Caller<'a, State>;
 type R = Result<i32, Error>;
 
-/// Host functions only Higress's gateway has; upstream Envoy refuses a
-/// module that imports any of them.
-pub(crate) const HIGRESS_ONLY: &[&str] = &["proxy_redis_init", "proxy_redis_call"];
-
 fn mem(c: &C) -> Option<wasmi::Memory> {
     c.data().memory
 }

@@ -10,13 +10,13 @@
 //! use gateway_testhost::{HttpUpstream, Reply, TestHost};
 //!
 //! # fn main() -> Result<(), gateway_testhost::Error> {
-//! let host = TestHost::load("dist/mock.wasm")?.config(r#"{"mockEnable": true}"#)?;
+//! let host = TestHost::plugin("mock")?.config(r#"{"mockEnable": true}"#)?;
 //! let out = host.request().path("/get").send()?;
 //! assert_eq!(out.status(), Some(200));
 //! assert_eq!(out.local_response().map(|r| r.body_text()).as_deref(), Some("hello world"));
 //!
 //! // A plugin calling another service: answer its calls from the test.
-//! let host = TestHost::load("dist/http-call.wasm")?
+//! let host = TestHost::plugin("http-call")?
 //!     .http_upstream("outbound|80||token.dns", HttpUpstream::reply(Reply::new(200).header("x-token", "t1")))
 //!     .config(r#"{"tokenHeader": "x-token", "requestPath": "/token",
 //!                 "serviceName": "token.dns", "servicePort": 80}"#)?;
@@ -126,6 +126,7 @@
 //!   headers Envoy adds (`x-request-id`, `x-envoy-*`), and body arriving
 //!   over time (every chunk is there at once).
 
+mod build;
 mod exchange;
 mod headers;
 mod host;

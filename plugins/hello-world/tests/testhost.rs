@@ -1,13 +1,11 @@
 //! hello-world on the test host (`gateway-testhost`): no gateway needed.
-//! Needs `dist/hello-world.wasm` (`cargo xtask build`).
+//! Builds the module from the current source first (`TestHost::plugin`).
 
 use gateway_testhost::{Error, TestHost};
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/hello-world.wasm");
-
 #[test]
 fn answers_hello_world_without_calling_the_upstream() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config("{}")?;
+    let host = TestHost::plugin("hello-world")?.config("{}")?;
     for path in ["/", "/anything?x=1"] {
         let out = host.request().method("POST").path(path).body("ignored").send()?;
         let answer = out.local_response().ok_or_else(|| Error::Setup(format!("no local response: {out:?}")))?;
@@ -21,14 +19,14 @@ fn answers_hello_world_without_calling_the_upstream() -> Result<(), Error> {
 
 #[test]
 fn an_empty_configuration_is_accepted() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config("")?;
+    let host = TestHost::plugin("hello-world")?.config("")?;
     assert_eq!(host.request().send()?.status(), Some(200));
     Ok(())
 }
 
 #[test]
 fn unknown_keys_are_refused() -> Result<(), Error> {
-    let err = match TestHost::load(MODULE)?.config(r#"{"greeting": "hi"}"#) {
+    let err = match TestHost::plugin("hello-world")?.config(r#"{"greeting": "hi"}"#) {
         Err(err) => err,
         Ok(_) => return Err(Error::Setup("a config with an unknown key was accepted".into())),
     };

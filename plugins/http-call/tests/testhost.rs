@@ -1,11 +1,10 @@
 //! http-call on the test host (`gateway-testhost`): the token service is
-//! answered by the test. Needs `dist/http-call.wasm` (`cargo xtask build`).
+//! answered by the test. Builds the module from the current source first (`TestHost::plugin`).
 
 use gateway_testhost::{Error, HttpUpstream, LogLevel, Reply, TestHost};
 use std::cell::Cell;
 use std::rc::Rc;
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/http-call.wasm");
 const CLUSTER: &str = "outbound|80||token.dns";
 const CONFIG: &str =
     r#"{"tokenHeader": "x-token", "requestPath": "/token?x=1", "serviceName": "token.dns", "servicePort": 80}"#;
@@ -16,7 +15,7 @@ fn fail(why: String) -> Error {
 }
 
 fn host(upstream: HttpUpstream) -> Result<TestHost, Error> {
-    TestHost::load(MODULE)?.log_level(LogLevel::Trace).http_upstream(CLUSTER, upstream).config(CONFIG)
+    TestHost::plugin("http-call")?.log_level(LogLevel::Trace).http_upstream(CLUSTER, upstream).config(CONFIG)
 }
 
 #[test]
@@ -88,7 +87,7 @@ fn a_failed_connection_answers_500() -> Result<(), Error> {
 #[test]
 fn an_unknown_cluster_lets_the_request_through_and_logs() -> Result<(), Error> {
     // No upstream declared for the cluster: Envoy's BadArgument at dispatch.
-    let host = TestHost::load(MODULE)?.config(CONFIG)?;
+    let host = TestHost::plugin("http-call")?.config(CONFIG)?;
     let out = host.request().header("x-token", "client").send()?;
     let upstream = out.upstream_request().ok_or_else(|| fail(format!("upstream not called: {out:?}")))?;
     assert_eq!(upstream.header("x-token").as_deref(), Some("client"));
@@ -158,7 +157,7 @@ fn bad_configurations_are_refused_naming_the_field() -> Result<(), Error> {
         ),
         (format!(r#"{{"tokenHeader": "x", {base}, "extra": 1}}"#), "extra"),
     ] {
-        match TestHost::load(MODULE)?.config(&config) {
+        match TestHost::plugin("http-call")?.config(&config) {
             Ok(_) => return Err(fail(format!("{config} was accepted"))),
             Err(err) => {
                 assert!(matches!(err, Error::ConfigRejected { .. }), "{config}: {err}");
@@ -176,7 +175,7 @@ fn rules_select_the_config_by_route_and_domain() -> Result<(), Error> {
           {"_match_route_": ["r1"], "tokenHeader": "x-route", "requestPath": "/route", "serviceName": "token.dns", "servicePort": 80},
           {"_match_domain_": ["*.example.org"], "tokenHeader": "x-domain", "requestPath": "/domain", "serviceName": "other.dns", "servicePort": 8080}]}"#;
     let reply = Reply::new(200).header("x-token", "g").header("x-route", "r").header("x-domain", "d");
-    let host = TestHost::load(MODULE)?
+    let host = TestHost::plugin("http-call")?
         .http_upstream(CLUSTER, HttpUpstream::reply(reply.clone()))
         .http_upstream("outbound|8080||other.dns", HttpUpstream::reply(reply))
         .config(config)?;

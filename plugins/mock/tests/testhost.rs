@@ -1,9 +1,7 @@
 //! mock on the test host (`gateway-testhost`): no gateway needed.
-//! Needs `dist/mock.wasm` (`cargo xtask build`).
+//! Builds the module from the current source first (`TestHost::plugin`).
 
 use gateway_testhost::{Error, Reply, TestHost};
-
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/mock.wasm");
 
 fn fail(why: String) -> Error {
     Error::Setup(why)
@@ -12,7 +10,7 @@ fn fail(why: String) -> Error {
 #[test]
 fn adds_hello_world_and_lets_the_request_through() -> Result<(), Error> {
     for config in ["", "{}", r#"{"mockEnable": false}"#] {
-        let host = TestHost::load(MODULE)?.config(config)?;
+        let host = TestHost::plugin("mock")?.config(config)?;
         let out = host
             .request()
             .path("/get")
@@ -34,7 +32,7 @@ fn adds_hello_world_and_lets_the_request_through() -> Result<(), Error> {
 
 #[test]
 fn mock_enable_answers_with_the_defaults() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config(r#"{"mockEnable": true}"#)?;
+    let host = TestHost::plugin("mock")?.config(r#"{"mockEnable": true}"#)?;
     let out = host.request().path("/get").send()?;
     let answer = out.local_response().ok_or_else(|| fail(format!("no local response: {out:?}")))?;
     assert_eq!((answer.status, answer.body_text()), (200, "hello world".to_string()));
@@ -46,7 +44,7 @@ fn mock_enable_answers_with_the_defaults() -> Result<(), Error> {
 fn mock_enable_answers_with_the_configured_response() -> Result<(), Error> {
     let config = r#"{"mockEnable": true, "status": 418, "headers": {"X-Mock": "yes", "content-type": "application/json"},
                      "body": "{\"ok\":false}"}"#;
-    let host = TestHost::load(MODULE)?.config(config)?;
+    let host = TestHost::plugin("mock")?.config(config)?;
     let out = host.request().send()?;
     let answer = out.local_response().ok_or_else(|| fail(format!("no local response: {out:?}")))?;
     assert_eq!(answer.status, 418);
@@ -69,7 +67,7 @@ fn bad_configurations_are_refused_naming_the_field() -> Result<(), Error> {
         (r#"{"_rules_": [{"_match_route_": ["r"], "status": 99}]}"#, "_rules_[0].status"),
         ("[1]", "JSON object"),
     ] {
-        match TestHost::load(MODULE)?.config(config) {
+        match TestHost::plugin("mock")?.config(config) {
             Ok(_) => return Err(fail(format!("{config} was accepted"))),
             Err(err) => {
                 assert!(matches!(err, Error::ConfigRejected { .. }), "{config}: {err}");
@@ -85,7 +83,7 @@ fn rules_select_the_config_by_route_and_domain() -> Result<(), Error> {
     let config = r#"{"mockEnable": false, "_rules_": [
         {"_match_route_": ["mock-answer"], "mockEnable": true, "body": "by route"},
         {"_match_domain_": ["*.example.org"], "mockEnable": true, "body": "by domain"}]}"#;
-    let host = TestHost::load(MODULE)?.config(config)?;
+    let host = TestHost::plugin("mock")?.config(config)?;
 
     // Higress's property, and upstream Envoy's `xds.route_name`.
     let out = host.request().property("route_name", "mock-answer").send()?;
@@ -106,7 +104,7 @@ fn rules_select_the_config_by_route_and_domain() -> Result<(), Error> {
 
 #[test]
 fn only_rules_leave_other_requests_untouched() -> Result<(), Error> {
-    let host = TestHost::load(MODULE)?.config(r#"{"_rules_": [{"_match_route_": ["r1"], "mockEnable": true}]}"#)?;
+    let host = TestHost::plugin("mock")?.config(r#"{"_rules_": [{"_match_route_": ["r1"], "mockEnable": true}]}"#)?;
     let out = host.request().property("route_name", "r2").send()?;
     let upstream = out.upstream_request().ok_or_else(|| fail("upstream not called".into()))?;
     assert_eq!(upstream.header("hello"), None);

@@ -3,7 +3,7 @@
 //! and no Higress gateway runs here, so the test host plays Higress: it
 //! forwards the plugin's Redis commands to the server over TCP.
 //!
-//! Needs `dist/redis-rate-limit.wasm` (`cargo xtask build`) and `redis-server`.
+//! Needs `redis-server`; builds the module from the current source first (`TestHost::plugin`).
 
 // The helpers below are test code too: a failed step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +12,6 @@ use e2e::Redis;
 use gateway_testhost::{Exchange, RedisUpstream, TestHost};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/redis-rate-limit.wasm");
 const CLUSTER: &str = "outbound|6379||redis.dns";
 
 /// 10 seconds into the minute that starts at `minute` (Unix seconds): far from
@@ -28,7 +27,7 @@ fn some_minute() -> u64 {
 }
 
 fn host(redis: &Redis, start: SystemTime, config: &str) -> TestHost {
-    TestHost::load(MODULE)
+    TestHost::plugin("redis-rate-limit")
         .unwrap()
         .start_time(start)
         .redis_upstream(CLUSTER, RedisUpstream::forward(format!("127.0.0.1:{}", redis.port())))
@@ -192,7 +191,7 @@ fn fail_closed_answers_503_while_redis_is_down() {
 #[test]
 fn the_password_never_appears_in_logs() {
     let redis = Redis::start_on(e2e::process::free_port().unwrap(), &["--requirepass", "s3cret-pw"]).unwrap();
-    let host = TestHost::load(MODULE)
+    let host = TestHost::plugin("redis-rate-limit")
         .unwrap()
         .log_level(gateway_testhost::LogLevel::Trace)
         .start_time(in_minute(some_minute()))
@@ -202,7 +201,7 @@ fn the_password_never_appears_in_logs() {
     assert_eq!(send(&host, &[]).status(), Some(200));
     assert_eq!(redis.cli(&["-a", "s3cret-pw", "DBSIZE"]).unwrap(), "1");
     // A wrong password: Redis refuses, the plugin fails open, and says nothing of the password.
-    let wrong = TestHost::load(MODULE)
+    let wrong = TestHost::plugin("redis-rate-limit")
         .unwrap()
         .log_level(gateway_testhost::LogLevel::Trace)
         .redis_upstream(CLUSTER, RedisUpstream::forward(format!("127.0.0.1:{}", redis.port())))

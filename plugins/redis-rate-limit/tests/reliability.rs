@@ -12,7 +12,7 @@
 //! `many_gateways_share_one_counter_exactly_long` is the long run (`#[ignore]`,
 //! run by `cargo xtask reliability --long`).
 //!
-//! Needs `dist/redis-rate-limit.wasm` (`cargo xtask build`) and `redis-server`.
+//! Needs `redis-server`; builds the module from the current source first (`TestHost::plugin`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/redis-rate-limit.wasm");
 const CLUSTER: &str = "outbound|6379||redis.dns";
 
 /// A minute start in the near past (windows are aligned as the plugin aligns them).
@@ -40,7 +39,7 @@ fn in_minute(minute: u64) -> SystemTime {
 }
 
 fn host_on(port: u16, config: &str) -> TestHost {
-    TestHost::load(MODULE)
+    TestHost::plugin("redis-rate-limit")
         .unwrap()
         .log_level(LogLevel::Trace)
         .start_time(in_minute(some_minute()))
@@ -514,7 +513,7 @@ fn shared_counter(gateways: usize, windows: usize, limit: usize, per_gateway: us
             .map(|_| {
                 let barrier = &barrier;
                 scope.spawn(move || {
-                    let host = TestHost::load(MODULE)
+                    let host = TestHost::plugin("redis-rate-limit")
                         .unwrap()
                         .start_time(start)
                         .redis_upstream(CLUSTER, RedisUpstream::forward(format!("127.0.0.1:{port}")))
@@ -593,7 +592,7 @@ fn request_values_cannot_inject_commands_or_grow_keys() {
     redis.cli(&["SET", "canary", "alive"]).unwrap();
     let minute = some_minute();
     let make = |limit_by: &str, prefix: &str| {
-        TestHost::load(MODULE)
+        TestHost::plugin("redis-rate-limit")
             .unwrap()
             .start_time(in_minute(minute))
             .redis_upstream(CLUSTER, RedisUpstream::forward(format!("127.0.0.1:{}", redis.port())))
@@ -694,7 +693,7 @@ fn a_deeply_nested_redis_answer_does_not_trap_the_vm() {
     for depth in [1_000usize, 100_000] {
         let mut answer = "*1\r\n".repeat(depth).into_bytes();
         answer.extend_from_slice(b":1\r\n");
-        let host = TestHost::load(MODULE)
+        let host = TestHost::plugin("redis-rate-limit")
             .unwrap()
             .redis_upstream(CLUSTER, RedisUpstream::respond(move |_| RedisReply::raw(answer.clone())))
             .config(r#"{"serviceName": "redis.dns", "qpm": 2}"#)

@@ -1,5 +1,5 @@
 //! redis-rate-limit on the test host (`gateway-testhost`), Redis answered by
-//! the test. Needs `dist/redis-rate-limit.wasm` (`cargo xtask build`).
+//! the test. Builds the module from the current source first (`TestHost::plugin`).
 //!
 //! `counts_requests_and_answers_429_past_the_limit` FAILS with the SDK as it
 //! is: the test host calls `proxy_on_redis_call_response` with the *root*
@@ -14,13 +14,11 @@ use gateway_testhost::{Error, RedisReply, RedisUpstream, TestHost};
 use std::cell::Cell;
 use std::rc::Rc;
 
-const MODULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/redis-rate-limit.wasm");
-
 #[test]
 fn counts_requests_and_answers_429_past_the_limit() -> Result<(), Error> {
     let count = Rc::new(Cell::new(0));
     let counter = Rc::clone(&count);
-    let host = TestHost::load(MODULE)?
+    let host = TestHost::plugin("redis-rate-limit")?
         .redis_upstream(
             "outbound|6379||redis.dns",
             RedisUpstream::respond(move |call| {
@@ -42,7 +40,7 @@ fn counts_requests_and_answers_429_past_the_limit() -> Result<(), Error> {
 #[test]
 fn the_module_does_not_load_on_upstream_envoy() -> Result<(), Error> {
     let config = r#"{"serviceName": "redis.dns", "servicePort": 6379, "qpm": 2}"#;
-    match TestHost::load(MODULE)?.envoy().config(config) {
+    match TestHost::plugin("redis-rate-limit")?.envoy().config(config) {
         Err(Error::Link(why)) => assert!(why.contains("env.proxy_redis_"), "{why}"),
         other => return Err(Error::Setup(format!("expected a link error, got {:?}", other.map(|_| ())))),
     }

@@ -1,57 +1,33 @@
 //! `gateway-oci`: packages the workspace's plugins as OCI images, pushes and
 //! pulls them. `cargo xtask package|push|pull` runs it from the workspace root.
 
+#[path = "../cli.rs"]
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, OciCommand, PackageArgs, PullArgs, PushArgs, RegistryOptions};
 use gateway_oci::{layout, media, workspace, Image, Registry};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: gateway-oci <command>
-
-  package [NAME...]                     write dist/oci/<name>/ (OCI image layout) for the plugins (all without NAME)
-  push [OPTIONS] NAME REF               package NAME and push it as REF, e.g. 127.0.0.1:5000/plugins/mock:0.1.0
-  push [OPTIONS] --all PREFIX [TAG]     package every plugin and push it as PREFIX/<name>:<TAG, default its version>
-  pull [OPTIONS] REF [--out DIR]        pull REF, check it and list its layers; --out DIR writes plugin.wasm,
-                                        spec.yaml and README.md there
-
-  OPTIONS: --insecure      plain HTTP to any registry (without it: only to loopback ones)
-           --ca-file PEM   trust this CA too (a registry with a private CA; HTTPS also on loopback)
-
-  package and push read dist/<name>.wasm (cargo xtask build), plugins/<name>/README.md and
-  dist/<name>.schema.json if present; --out DIR writes the layouts to DIR/<name> instead of dist/oci/<name>.
-
-Credentials come from OCI_USERNAME and OCI_PASSWORD (basic auth, or sent to the
-token server a registry's Bearer challenge names) or OCI_TOKEN; none means anonymous.
-Plain HTTP is used for localhost, 127.0.0.0/8 and [::1] registries (unless
---ca-file is given), and for any registry with --insecure; otherwise HTTPS.";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let root = PathBuf::new(); // the current directory: the workspace root
-    let result = match args.split_first() {
-        Some((command, rest)) if command == "package" => package(&root, rest),
-        Some((command, rest)) if command == "push" => push(&root, rest),
-        Some((command, rest)) if command == "pull" => pull(&root, rest),
-        _ => Err(Usage),
+    let result = match &cli.command {
+        OciCommand::Package(args) => package(&root, args),
+        OciCommand::Push(args) => push(&root, args),
+        OciCommand::Pull(args) => pull(&root, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage) => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
         Err(Failure::Reported) => ExitCode::FAILURE,
     }
 }
 
-/// Why a command stopped.
+/// Why a command stopped: an error, already printed.
 enum Failure {
-    /// The arguments make no sense: show the usage.
-    Usage,
-    /// An error, already printed.
     Reported,
 }
-
-use Failure::Usage;
 
 fn fail(message: impl std::fmt::Display) -> Failure {
     eprintln!("gateway-oci: {message}");
@@ -69,33 +45,8 @@ fn fail_registry(err: gateway_oci::Error) -> Failure {
 
 type Outcome = Result<(), Failure>;
 
-/// Separates `--insecure` and `--out DIR` / `--all` from the positional arguments.
-struct Args {
-    insecure: bool,
-    all: bool,
-    out: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    positional: Vec<String>,
-}
-
-fn parse(args: &[String]) -> Result<Args, Failure> {
-    let mut parsed = Args { insecure: false, all: false, out: None, ca_file: None, positional: Vec::new() };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--insecure" => parsed.insecure = true,
-            "--all" => parsed.all = true,
-            "--out" => parsed.out = Some(args.next().map(PathBuf::from).ok_or(Usage)?),
-            "--ca-file" => parsed.ca_file = Some(args.next().map(PathBuf::from).ok_or(Usage)?),
-            flag if flag.starts_with("--") => return Err(fail(format!("unknown option {flag}"))),
-            value => parsed.positional.push(value.to_string()),
-        }
-    }
-    Ok(parsed)
-}
-
 /// The registry client the options ask for, with the environment's credentials.
-fn registry(args: &Args) -> Result<Registry, Failure> {
+fn registry(args: &RegistryOptions) -> Result<Registry, Failure> {
     let mut registry = Registry::from_env().map_err(fail)?.insecure(args.insecure);
     if let Some(path) = &args.ca_file {
         let pem = std::fs::read(path).map_err(|err| fail(format!("{}: {err}", path.display())))?;
@@ -108,19 +59,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)
 }
 
-fn package(root: &Path, args: &[String]) -> Outcome {
-    let args = parse(args)?;
-    if args.insecure || args.all || args.ca_file.is_some() {
-        return Err(Usage);
-    }
-    let out = layouts_dir(root, &args);
+fn package(root: &Path, args: &PackageArgs) -> Outcome {
+    let out = layouts_dir(root, args.out.as_ref());
     let plugins = workspace::plugins(root).map_err(fail)?;
-    if let Some(unknown) = args.positional.iter().find(|name| !plugins.iter().any(|p| &p.info.name == *name)) {
+    if let Some(unknown) = args.names.iter().find(|name| !plugins.iter().any(|p| &p.info.name == *name)) {
         let names: Vec<&str> = plugins.iter().map(|plugin| plugin.info.name.as_str()).collect();
         return Err(fail(format!("no plugin {unknown} in plugins/ (there are: {})", names.join(", "))));
     }
-    let wanted =
-        |plugin: &&workspace::PluginSource| args.positional.is_empty() || args.positional.contains(&plugin.info.name);
+    let wanted = |plugin: &&workspace::PluginSource| args.names.is_empty() || args.names.contains(&plugin.info.name);
     for plugin in plugins.iter().filter(wanted) {
         package_one(&out, plugin)?;
     }
@@ -128,8 +74,8 @@ fn package(root: &Path, args: &[String]) -> Outcome {
 }
 
 /// Where the image layouts go: `--out DIR` or `dist/oci`.
-fn layouts_dir(root: &Path, args: &Args) -> PathBuf {
-    args.out.clone().unwrap_or_else(|| root.join("dist/oci"))
+fn layouts_dir(root: &Path, out: Option<&PathBuf>) -> PathBuf {
+    out.cloned().unwrap_or_else(|| root.join("dist/oci"))
 }
 
 /// Builds the image of a plugin and writes its layout to `out/<name>`.
@@ -143,14 +89,14 @@ fn package_one(out: &Path, plugin: &workspace::PluginSource) -> Result<Image, Fa
     Ok(image)
 }
 
-fn push(root: &Path, args: &[String]) -> Outcome {
-    let args = parse(args)?;
-    let out = layouts_dir(root, &args);
+fn push(root: &Path, args: &PushArgs) -> Outcome {
+    args.check().map_err(fail)?;
+    let out = layouts_dir(root, args.out.as_ref());
     let targets: Vec<(workspace::PluginSource, String)> = if args.all {
         let (prefix, tag) = match args.positional.as_slice() {
             [prefix] => (prefix, None),
             [prefix, tag] => (prefix, Some(tag)),
-            _ => return Err(Usage),
+            _ => return Err(fail("push --all wants PREFIX [TAG]")),
         };
         let prefix = prefix.trim_end_matches('/');
         let plugins = workspace::plugins(root).map_err(fail)?;
@@ -163,10 +109,12 @@ fn push(root: &Path, args: &[String]) -> Outcome {
             })
             .collect()
     } else {
-        let [name, reference] = args.positional.as_slice() else { return Err(Usage) };
+        let [name, reference] = args.positional.as_slice() else {
+            return Err(fail("push wants NAME REF (or --all PREFIX [TAG])"));
+        };
         vec![(workspace::plugin(root, name).map_err(fail)?, reference.clone())]
     };
-    let registry = registry(&args)?;
+    let registry = registry(&args.registry)?;
     let runtime = runtime()?;
     for (plugin, reference) in &targets {
         let image = package_one(&out, plugin)?;
@@ -182,13 +130,9 @@ fn push(root: &Path, args: &[String]) -> Outcome {
     Ok(())
 }
 
-fn pull(root: &Path, args: &[String]) -> Outcome {
-    let args = parse(args)?;
-    let [reference] = args.positional.as_slice() else { return Err(Usage) };
-    if args.all {
-        return Err(Usage);
-    }
-    let registry = registry(&args)?;
+fn pull(root: &Path, args: &PullArgs) -> Outcome {
+    let reference = &args.reference;
+    let registry = registry(&args.registry)?;
     let image = runtime()?.block_on(registry.pull(reference)).map_err(fail_registry)?;
     println!("{reference}  {}", image.digest());
     for (index, (descriptor, _)) in image.layers().enumerate() {
