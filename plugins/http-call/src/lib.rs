@@ -1,6 +1,6 @@
 //! # http-call
 //!
-//! The seed's token injector: for each request, GETs `requestPath` from another
+//! The token injector of the Higress Go plugin guide: for each request, GETs `requestPath` from another
 //! service, copies the header `tokenHeader` of its answer into the request, and
 //! lets the request go on.
 //!
@@ -12,70 +12,35 @@
 //!
 //! The token's value never appears in logs.
 
-use gateway_sdk::fields::{HeaderName, NonEmpty};
+use gateway_sdk::fields::{HeaderName, Millis, NonEmpty, Port, ServiceName};
 use gateway_sdk::prelude::*;
 
 /// The JSON the plugin accepts; see the README for each field.
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(transform = schema_checks))]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+#[schemars(transform = gateway_sdk::schema::port_given_unless_static("serviceName", "servicePort"))]
+pub struct Settings {
     /// Header copied from the token service's answer into the request.
     token_header: HeaderName,
     /// Path (with query) to GET, or an absolute URL whose host becomes the `:authority`.
     request_path: NonEmpty,
     /// The token service, full name with its registry suffix (`auth.dns`, `10.0.0.5.static`, ...).
-    service_name: NonEmpty,
+    service_name: ServiceName,
     /// The service's port (`80` for `.static` services when not given).
-    service_port: Option<u16>,
+    service_port: Option<Port>,
     /// `:authority` of the call (default: `serviceName`).
     service_host: Option<NonEmpty>,
     /// How long the call may take, in milliseconds.
-    #[serde(default = "default_timeout")]
-    timeout: u32,
+    #[serde(default)]
+    timeout: Millis,
 }
 
-fn default_timeout() -> u32 {
-    gateway_sdk::http::DEFAULT_TIMEOUT_MS
-}
+impl Prepare for Settings {
+    type Prepared = HttpClient;
 
-/// What `TryFrom<RawConfig>` checks, for the schema.
-#[cfg(feature = "schema")]
-fn schema_checks(schema: &mut schemars::Schema) {
-    gateway_sdk::schema::minimum(schema, "timeout", 1);
-    gateway_sdk::schema::service(schema, "serviceName", "servicePort", true);
-}
-
-#[derive(Deserialize)]
-#[serde(try_from = "RawConfig")]
-pub struct Config {
-    token_header: HeaderName,
-    request_path: String,
-    timeout: u32,
-    client: HttpClient,
-}
-
-impl TryFrom<RawConfig> for Config {
-    type Error = String;
-
-    fn try_from(raw: RawConfig) -> Result<Self, String> {
-        if raw.timeout == 0 {
-            return Err("timeout: must be at least 1 (milliseconds)".to_string());
-        }
-        let cluster =
-            match Cluster::service(&raw.service_name, raw.service_port).map_err(|err| format!("serviceName: {err}"))? {
-                Cluster::Fqdn { fqdn, port, .. } => {
-                    Cluster::Fqdn { fqdn, port, host: raw.service_host.map(|h| h.to_string()) }
-                }
-                other => other,
-            };
-        Ok(Config {
-            token_header: raw.token_header,
-            request_path: raw.request_path.to_string(),
-            timeout: raw.timeout,
-            client: HttpClient::new(cluster),
-        })
+    fn prepare(&self) -> Result<HttpClient, String> {
+        let cluster = self.service_name.cluster(self.service_port, self.service_host.as_deref());
+        Ok(HttpClient::new(cluster.map_err(|err| format!("serviceName: {err}"))?))
     }
 }
 
@@ -83,11 +48,11 @@ pub struct HttpCall;
 
 impl Plugin for HttpCall {
     const NAME: &'static str = "http-call";
-    type Config = Config;
+    type Config = Configured<Settings>;
     type State = ();
 
-    fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
-        let sent = config.client.get(&config.request_path).timeout_ms(config.timeout).send(req, on_token);
+    fn on_request_headers(req: &mut Request<Self>, config: &Self::Config) -> HeaderAction {
+        let sent = config.prepared().get(&config.request_path).timeout_ms(config.timeout.get()).send(req, on_token);
         match sent {
             Ok(()) => HeaderAction::StopAllIterationAndWatermark,
             Err(err) => {
@@ -98,7 +63,7 @@ impl Plugin for HttpCall {
     }
 }
 
-fn on_token(req: &mut Request<HttpCall>, config: &Config, resp: &HttpResponse) {
+fn on_token(req: &mut Request<HttpCall>, config: &Configured<Settings>, resp: &HttpResponse) {
     if resp.status() != 200 {
         req.log().error(format_args!("http call failed, status: {}", resp.status()));
         req.respond(500, &[], "http call failed");
@@ -115,10 +80,3 @@ fn on_token(req: &mut Request<HttpCall>, config: &Config, resp: &HttpResponse) {
 }
 
 gateway_sdk::main!(HttpCall);
-
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `RawConfig` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<RawConfig>(HttpCall::NAME, HttpCall::RULE_MODE)
-}

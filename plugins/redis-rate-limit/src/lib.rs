@@ -1,19 +1,19 @@
 //! # redis-rate-limit
 //!
-//! The seed's Redis limiter: at most `qpm` requests per minute, counted in
+//! The Redis limiter of the Higress Go plugin guide: at most `qpm` requests per minute, counted in
 //! Redis under the minute-aligned Unix time. Over the limit the gateway answers
 //! `429 Too many requests` with headers `timeStamp` and `callTimeLeft: 0`;
 //! admitted requests get `timeStamp` and `callTimeLeft` on their response. If
 //! Redis cannot answer, requests go through (fail-open) and an error is logged.
 //!
-//! Beyond the seed, all opt-in: windows of a second, minute, hour or day; one
+//! Beyond the guide's, all opt-in: windows of a second, minute, hour or day; one
 //! counter per header, query parameter, client IP or route; a key prefix; the
 //! IETF `RateLimit-*` headers; fail-closed. Each request costs one Redis round
 //! trip: a script increments the counter and sets its expiry together, so no
 //! counter is ever left without one. Needs Higress: upstream Envoy has no Redis
 //! calls for plugins.
 
-use gateway_sdk::fields::{HeaderName, NonEmpty};
+use gateway_sdk::fields::{HeaderName, Limit, Millis, NonEmpty, Port, ServiceName};
 use gateway_sdk::prelude::*;
 use gateway_sdk::redis::Value;
 use gateway_sdk::{Log, RedisClient, RedisOptions};
@@ -27,15 +27,16 @@ return n";
 /// Longest request value used verbatim in a key; longer ones are hashed.
 const MAX_KEY_VALUE: usize = 64;
 
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(transform = schema_checks))]
+/// The JSON the plugin accepts; see the README for each field.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+#[schemars(transform = gateway_sdk::schema::one_given("qpm", "limit"))]
+#[schemars(transform = gateway_sdk::schema::not_together("qpm", "window"))]
+pub struct Settings {
     /// The Redis service, full name with its registry suffix (`redis.dns`, `10.0.0.7.static`, ...).
-    service_name: NonEmpty,
+    service_name: ServiceName,
     /// Its port (default `6379`, or `80` for `.static` services).
-    service_port: Option<u16>,
+    service_port: Option<Port>,
     /// Redis ACL user.
     #[serde(default)]
     username: String,
@@ -43,15 +44,15 @@ struct RawConfig {
     #[serde(default)]
     password: String,
     /// Per-command timeout, in milliseconds.
-    #[serde(default = "default_timeout")]
-    timeout: u32,
+    #[serde(default = "one_second")]
+    timeout: Millis,
     /// Redis database number.
     #[serde(default)]
     database: u32,
-    /// Requests per minute (the seed's setting); give this or `limit`.
-    qpm: Option<u64>,
+    /// Requests per minute (the setting of the Higress Go plugin guide); give this or `limit`.
+    qpm: Option<Limit>,
     /// Requests per `window`; give this or `qpm`.
-    limit: Option<u64>,
+    limit: Option<Limit>,
     /// Window of `limit` (default: minute), aligned to Unix time.
     window: Option<Window>,
     /// What requests share a counter.
@@ -68,12 +69,11 @@ struct RawConfig {
     rate_limit_headers: bool,
 }
 
-fn default_timeout() -> u32 {
-    1000
+fn one_second() -> Millis {
+    Millis::SECOND
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum Window {
     Second,
@@ -94,11 +94,10 @@ impl Window {
 }
 
 /// What requests share a counter.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum LimitBy {
-    /// One counter for all requests (the seed).
+    /// One counter for all requests (as in the Higress Go plugin guide).
     #[default]
     Global,
     /// One per value of this request header.
@@ -111,8 +110,7 @@ enum LimitBy {
     Route,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum FailureMode {
     /// Let requests through when Redis cannot answer.
@@ -122,58 +120,39 @@ enum FailureMode {
     Closed,
 }
 
-#[derive(Deserialize)]
-#[serde(try_from = "RawConfig")]
-pub struct Config {
+/// What the hooks need besides the settings: the Redis client, and the limit
+/// per window (from `qpm`, or `limit` and `window`).
+pub struct Counter {
     redis: RedisClient,
     limit: u64,
     window: u64,
-    limit_by: LimitBy,
-    key_prefix: String,
-    failure_mode: FailureMode,
-    rate_limit_headers: bool,
 }
 
-impl TryFrom<RawConfig> for Config {
-    type Error = String;
+/// The plugin's config: its settings and their [`Counter`].
+pub type Config = Configured<Settings>;
 
-    fn try_from(raw: RawConfig) -> Result<Self, String> {
-        let (limit, window) = match (raw.qpm, raw.limit) {
-            (Some(_), Some(_)) => return Err("give qpm or limit, not both".to_string()),
-            (None, None) => return Err("qpm (or limit with window) is required".to_string()),
-            (Some(_), _) if raw.window.is_some() => {
+impl Prepare for Settings {
+    type Prepared = Counter;
+
+    fn prepare(&self) -> Result<Counter, String> {
+        let (limit, window) = match (self.qpm, self.limit, self.window) {
+            (Some(_), Some(_), _) => return Err("give qpm or limit, not both".to_string()),
+            (None, None, _) => return Err("qpm (or limit with window) is required".to_string()),
+            (Some(_), _, Some(_)) => {
                 return Err("qpm counts per minute; use limit with window for other windows".to_string())
             }
-            (Some(qpm), None) => (qpm, Window::Minute),
-            (None, Some(limit)) => (limit, raw.window.unwrap_or(Window::Minute)),
+            (Some(qpm), None, None) => (qpm, Window::Minute),
+            (None, Some(limit), window) => (limit, window.unwrap_or(Window::Minute)),
         };
-        if limit == 0 {
-            return Err("the limit must be at least 1".to_string());
-        }
-        if raw.timeout == 0 {
-            return Err("timeout: must be at least 1 (milliseconds)".to_string());
-        }
-        let port = match raw.service_port {
-            Some(port) => Some(port),
-            None if raw.service_name.ends_with(".static") => Some(80),
-            None => Some(6379),
-        };
-        let cluster = Cluster::service(&raw.service_name, port).map_err(|err| format!("serviceName: {err}"))?;
+        let port = self.service_port.or(Port::new(if self.service_name.is_static() { 80 } else { 6379 }).ok());
+        let cluster = self.service_name.cluster(port, None).map_err(|err| format!("serviceName: {err}"))?;
         let options = RedisOptions {
-            username: raw.username,
-            password: raw.password,
-            timeout_ms: raw.timeout,
-            database: raw.database,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            timeout_ms: self.timeout.get(),
+            database: self.database,
         };
-        Ok(Config {
-            redis: RedisClient::new(&cluster, options)?,
-            limit,
-            window: window.seconds(),
-            limit_by: raw.limit_by,
-            key_prefix: raw.key_prefix,
-            failure_mode: raw.failure_mode,
-            rate_limit_headers: raw.rate_limit_headers,
-        })
+        Ok(Counter { redis: RedisClient::new(&cluster, options)?, limit: limit.get(), window: window.seconds() })
     }
 }
 
@@ -199,7 +178,7 @@ impl Plugin for RedisRateLimit {
 
     fn on_configure(config: &Config, log: &Log<'_>) -> Result<(), String> {
         // Redis may come up after the gateway: commands retry the init.
-        if let Err(err) = config.redis.init() {
+        if let Err(err) = config.prepared().redis.init() {
             log.warn(format_args!("{err}; will retry on the first request"));
         }
         Ok(())
@@ -207,16 +186,16 @@ impl Plugin for RedisRateLimit {
 
     fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
         let now = gateway_sdk::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let start = now - now % config.window;
-        let reset = start + config.window - now;
+        let Counter { redis, window, .. } = config.prepared();
+        let start = now - now % window;
+        let reset = start + window - now;
         let key = counter_key(req, config, start);
-        let window = config.window.to_string();
-        let sent = config.redis.eval(req, COUNT_SCRIPT, &[&key], &[&window], move |req, config, answer| {
+        let sent = redis.eval(req, COUNT_SCRIPT, &[&key], &[&window.to_string()], move |req, config, answer| {
             match answer.and_then(Value::into_int) {
                 Ok(count) => {
                     let count = u64::try_from(count).unwrap_or(0);
                     req.state.window = Some(Tally { start, count, reset });
-                    if count > config.limit {
+                    if count > config.prepared().limit {
                         let headers = limit_headers(config, start, 0, reset, true);
                         let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                         req.respond(429, &pairs, "Too many requests\n");
@@ -237,7 +216,7 @@ impl Plugin for RedisRateLimit {
 
     fn on_response_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
         if let Some(w) = &req.state.window {
-            let left = config.limit.saturating_sub(w.count);
+            let left = config.prepared().limit.saturating_sub(w.count);
             for (name, value) in limit_headers(config, w.start, left, w.reset, false) {
                 req.add_response_header(name, &value);
             }
@@ -261,11 +240,11 @@ fn redis_failed(req: &mut Request<RedisRateLimit>, config: &Config, err: &dyn st
     }
 }
 
-/// The seed's headers, and the IETF ones when enabled.
+/// The guide's headers, and the IETF ones when enabled.
 fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bool) -> Vec<(&'static str, String)> {
     let mut headers = vec![("timeStamp", start.to_string()), ("callTimeLeft", left.to_string())];
     if config.rate_limit_headers {
-        headers.push(("RateLimit-Limit", config.limit.to_string()));
+        headers.push(("RateLimit-Limit", config.prepared().limit.to_string()));
         headers.push(("RateLimit-Remaining", left.to_string()));
         headers.push(("RateLimit-Reset", reset.to_string()));
         if limited {
@@ -275,7 +254,7 @@ fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bo
     headers
 }
 
-/// `<prefix><window start>` (the seed's key), then `:<value>` when counting per value.
+/// `<prefix><window start>` (the guide's key), then `:<value>` when counting per value.
 fn counter_key(req: &Request<RedisRateLimit>, config: &Config, start: u64) -> String {
     let value = match &config.limit_by {
         LimitBy::Global => None,
@@ -329,28 +308,6 @@ fn client_ip(req: &Request<RedisRateLimit>) -> Option<String> {
 
 gateway_sdk::main!(RedisRateLimit);
 
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `RawConfig` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<RawConfig>(RedisRateLimit::NAME, RedisRateLimit::RULE_MODE)
-}
-
-/// What `TryFrom<RawConfig>` checks, for the schema.
-#[cfg(feature = "schema")]
-fn schema_checks(schema: &mut schemars::Schema) {
-    use gateway_sdk::schema::{given, minimum, require, service};
-    use serde_json::json;
-    for field in ["qpm", "limit", "timeout"] {
-        minimum(schema, field, 1);
-    }
-    // qpm or limit, not both; a window only with limit.
-    require(schema, json!({"oneOf": [given("qpm"), given("limit")]}));
-    require(schema, json!({"if": given("qpm"), "then": {"not": given("window")}}));
-    // The port defaults (6379, or 80 for .static), so it is never required.
-    service(schema, "serviceName", "servicePort", false);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,16 +321,16 @@ mod tests {
     fn seed_config_and_defaults() {
         let rules = parse(r#"{"serviceName": "redis.dns", "qpm": 10}"#).unwrap();
         let config = rules.global().unwrap();
-        assert_eq!((config.limit, config.window), (10, 60));
+        assert_eq!((config.prepared().limit, config.prepared().window), (10, 60));
         assert_eq!(
-            config.redis.upstream(),
+            config.prepared().redis.upstream(),
             "outbound|6379||redis.dns?buffer_flush_timeout=3&max_buffer_size_before_flush=1024"
         );
         assert_eq!(config.limit_by, LimitBy::Global);
         assert_eq!(config.failure_mode, FailureMode::Open);
         assert!(!config.rate_limit_headers);
         let rules = parse(r#"{"serviceName": "10.0.0.9.static", "qpm": 1}"#).unwrap();
-        assert!(rules.global().unwrap().redis.upstream().starts_with("outbound|80||10.0.0.9.static?"));
+        assert!(rules.global().unwrap().prepared().redis.upstream().starts_with("outbound|80||10.0.0.9.static?"));
     }
 
     #[test]
@@ -384,9 +341,9 @@ mod tests {
         )
         .unwrap();
         let config = rules.global().unwrap();
-        assert_eq!((config.limit, config.window), (5, 1));
+        assert_eq!((config.prepared().limit, config.prepared().window), (5, 1));
         assert_eq!(config.limit_by, LimitBy::Header(gateway_sdk::fields::HeaderName::new("x-api-key").unwrap()));
-        assert!(config.redis.upstream().contains("?db=3&"));
+        assert!(config.prepared().redis.upstream().contains("?db=3&"));
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "limitBy": "clientIp"}"#).is_ok());
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "limitBy": {"query": "key"}}"#).is_ok());
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "window": "day", "limitBy": "route"}"#).is_ok());
