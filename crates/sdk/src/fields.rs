@@ -276,13 +276,13 @@ impl<'de> Deserialize<'de> for Limit {
 pub struct ServiceName(String);
 
 impl ServiceName {
-    pub fn new(name: &str) -> Result<Self, String> {
+    pub fn new(name: impl Into<String>) -> Result<Self, String> {
+        let name = name.into();
         if name.trim().is_empty() {
             return Err("must not be empty".to_string());
         }
-        // The port only matters to the cluster, not to whether the name is one.
-        Cluster::service(name, Some(1))?;
-        Ok(ServiceName(name.to_string()))
+        Cluster::check_service_name(&name)?;
+        Ok(ServiceName(name))
     }
 
     pub fn as_str(&self) -> &str {
@@ -314,8 +314,7 @@ impl Deref for ServiceName {
 
 impl<'de> Deserialize<'de> for ServiceName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        ServiceName::new(&name).map_err(serde::de::Error::custom)
+        ServiceName::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -15,9 +15,8 @@
 //!
 //! The field types of [`fields`](crate::fields) describe exactly what they
 //! accept, unsigned and 32/64-bit integers get their ranges (`u32` has a
-//! `maximum`), and the helpers below let a plugin say what its
-//! [`Settings::prepare`](crate::settings::Prepare::prepare) checks across
-//! fields (`#[schemars(transform = ...)]` on its settings).
+//! `maximum`), and the helpers below let a plugin say what its `try_from`
+//! checks across fields (`#[schemars(transform = ...)]` on its settings).
 //!
 //! ## How `dist/<name>.schema.json` is made
 //!

@@ -32,7 +32,7 @@ const MAX_KEY_VALUE: usize = 64;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(transform = gateway_sdk::schema::one_given("qpm", "limit"))]
 #[schemars(transform = gateway_sdk::schema::not_together("qpm", "window"))]
-pub struct Settings {
+struct Settings {
     /// The Redis service, full name with its registry suffix (`redis.dns`, `10.0.0.7.static`, ...).
     service_name: ServiceName,
     /// Its port (default `6379`, or `80` for `.static` services).
@@ -120,22 +120,26 @@ enum FailureMode {
     Closed,
 }
 
-/// What the hooks need besides the settings: the Redis client, and the limit
-/// per window (from `qpm`, or `limit` and `window`).
-pub struct Counter {
+// What the hooks use, with the limit per window chosen (no doc comment: it would
+// replace the schema's description).
+#[derive(Deserialize, JsonSchema)]
+#[serde(try_from = "Settings")]
+#[schemars(with = "Settings")]
+pub struct Config {
     redis: RedisClient,
     limit: u64,
     window: u64,
+    limit_by: LimitBy,
+    key_prefix: String,
+    failure_mode: FailureMode,
+    rate_limit_headers: bool,
 }
 
-/// The plugin's config: its settings and their [`Counter`].
-pub type Config = Configured<Settings>;
+impl TryFrom<Settings> for Config {
+    type Error = String;
 
-impl Prepare for Settings {
-    type Prepared = Counter;
-
-    fn prepare(&self) -> Result<Counter, String> {
-        let (limit, window) = match (self.qpm, self.limit, self.window) {
+    fn try_from(s: Settings) -> Result<Self, String> {
+        let (limit, window) = match (s.qpm, s.limit, s.window) {
             (Some(_), Some(_), _) => return Err("give qpm or limit, not both".to_string()),
             (None, None, _) => return Err("qpm (or limit with window) is required".to_string()),
             (Some(_), _, Some(_)) => {
@@ -144,15 +148,23 @@ impl Prepare for Settings {
             (Some(qpm), None, None) => (qpm, Window::Minute),
             (None, Some(limit), window) => (limit, window.unwrap_or(Window::Minute)),
         };
-        let port = self.service_port.or(Port::new(if self.service_name.is_static() { 80 } else { 6379 }).ok());
-        let cluster = self.service_name.cluster(port, None).map_err(|err| format!("serviceName: {err}"))?;
+        let port = s.service_port.or(Port::new(if s.service_name.is_static() { 80 } else { 6379 }).ok());
+        let cluster = s.service_name.cluster(port, None).map_err(|err| format!("serviceName: {err}"))?;
         let options = RedisOptions {
-            username: self.username.clone(),
-            password: self.password.clone(),
-            timeout_ms: self.timeout.get(),
-            database: self.database,
+            username: s.username,
+            password: s.password,
+            timeout_ms: s.timeout.get(),
+            database: s.database,
         };
-        Ok(Counter { redis: RedisClient::new(&cluster, options)?, limit: limit.get(), window: window.seconds() })
+        Ok(Config {
+            redis: RedisClient::new(&cluster, options)?,
+            limit: limit.get(),
+            window: window.seconds(),
+            limit_by: s.limit_by,
+            key_prefix: s.key_prefix,
+            failure_mode: s.failure_mode,
+            rate_limit_headers: s.rate_limit_headers,
+        })
     }
 }
 
@@ -178,7 +190,7 @@ impl Plugin for RedisRateLimit {
 
     fn on_configure(config: &Config, log: &Log<'_>) -> Result<(), String> {
         // Redis may come up after the gateway: commands retry the init.
-        if let Err(err) = config.prepared().redis.init() {
+        if let Err(err) = config.redis.init() {
             log.warn(format_args!("{err}; will retry on the first request"));
         }
         Ok(())
@@ -186,16 +198,16 @@ impl Plugin for RedisRateLimit {
 
     fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
         let now = gateway_sdk::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let Counter { redis, window, .. } = config.prepared();
-        let start = now - now % window;
-        let reset = start + window - now;
+        let start = now - now % config.window;
+        let reset = start + config.window - now;
         let key = counter_key(req, config, start);
-        let sent = redis.eval(req, COUNT_SCRIPT, &[&key], &[&window.to_string()], move |req, config, answer| {
+        let window = config.window.to_string();
+        let sent = config.redis.eval(req, COUNT_SCRIPT, &[&key], &[&window], move |req, config, answer| {
             match answer.and_then(Value::into_int) {
                 Ok(count) => {
                     let count = u64::try_from(count).unwrap_or(0);
                     req.state.window = Some(Tally { start, count, reset });
-                    if count > config.prepared().limit {
+                    if count > config.limit {
                         let headers = limit_headers(config, start, 0, reset, true);
                         let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                         req.respond(429, &pairs, "Too many requests\n");
@@ -216,7 +228,7 @@ impl Plugin for RedisRateLimit {
 
     fn on_response_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
         if let Some(w) = &req.state.window {
-            let left = config.prepared().limit.saturating_sub(w.count);
+            let left = config.limit.saturating_sub(w.count);
             for (name, value) in limit_headers(config, w.start, left, w.reset, false) {
                 req.add_response_header(name, &value);
             }
@@ -244,7 +256,7 @@ fn redis_failed(req: &mut Request<RedisRateLimit>, config: &Config, err: &dyn st
 fn limit_headers(config: &Config, start: u64, left: u64, reset: u64, limited: bool) -> Vec<(&'static str, String)> {
     let mut headers = vec![("timeStamp", start.to_string()), ("callTimeLeft", left.to_string())];
     if config.rate_limit_headers {
-        headers.push(("RateLimit-Limit", config.prepared().limit.to_string()));
+        headers.push(("RateLimit-Limit", config.limit.to_string()));
         headers.push(("RateLimit-Remaining", left.to_string()));
         headers.push(("RateLimit-Reset", reset.to_string()));
         if limited {
@@ -321,16 +333,16 @@ mod tests {
     fn seed_config_and_defaults() {
         let rules = parse(r#"{"serviceName": "redis.dns", "qpm": 10}"#).unwrap();
         let config = rules.global().unwrap();
-        assert_eq!((config.prepared().limit, config.prepared().window), (10, 60));
+        assert_eq!((config.limit, config.window), (10, 60));
         assert_eq!(
-            config.prepared().redis.upstream(),
+            config.redis.upstream(),
             "outbound|6379||redis.dns?buffer_flush_timeout=3&max_buffer_size_before_flush=1024"
         );
         assert_eq!(config.limit_by, LimitBy::Global);
         assert_eq!(config.failure_mode, FailureMode::Open);
         assert!(!config.rate_limit_headers);
         let rules = parse(r#"{"serviceName": "10.0.0.9.static", "qpm": 1}"#).unwrap();
-        assert!(rules.global().unwrap().prepared().redis.upstream().starts_with("outbound|80||10.0.0.9.static?"));
+        assert!(rules.global().unwrap().redis.upstream().starts_with("outbound|80||10.0.0.9.static?"));
     }
 
     #[test]
@@ -341,9 +353,9 @@ mod tests {
         )
         .unwrap();
         let config = rules.global().unwrap();
-        assert_eq!((config.prepared().limit, config.prepared().window), (5, 1));
+        assert_eq!((config.limit, config.window), (5, 1));
         assert_eq!(config.limit_by, LimitBy::Header(gateway_sdk::fields::HeaderName::new("x-api-key").unwrap()));
-        assert!(config.prepared().redis.upstream().contains("?db=3&"));
+        assert!(config.redis.upstream().contains("?db=3&"));
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "limitBy": "clientIp"}"#).is_ok());
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "limitBy": {"query": "key"}}"#).is_ok());
         assert!(parse(r#"{"serviceName": "r.dns", "limit": 1, "window": "day", "limitBy": "route"}"#).is_ok());
