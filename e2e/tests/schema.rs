@@ -2,7 +2,8 @@
 //! from each plugin's Rust config type) against what the plugins accept.
 //!
 //! * Each schema is a valid JSON Schema (2020-12) and is the one the plugin's
-//!   code makes now (`config_schema()` through the rlib): `dist/` is not stale.
+//!   code makes now (`gateway_sdk::schema::config_schema` through the rlib):
+//!   `dist/` is not stale.
 //! * Every config example of the repository (the ```json blocks of the
 //!   plugins' READMEs, the `deploy/` manifests, the filters of `envoy.yaml`)
 //!   is valid for the schema and accepted by the plugin.

@@ -2,8 +2,8 @@
 //!
 //! * `<name>.wasm` and `<name>.wasm.sha256`;
 //! * `<name>.schema.json`, the JSON Schema of its configuration, printed by
-//!   the plugin's `config-schema` example (feature `schema`, a native build:
-//!   the module never contains schema code);
+//!   the plugin's library built natively as a program (the module never
+//!   contains schema code);
 //! * `manifest.json`: every plugin's name, version, size, sha256, schema, and
 //!   the hosts it loads on, read from the module's imports (a module importing
 //!   a Higress-only host function, such as `proxy_redis_*`, loads on Higress
@@ -151,13 +151,25 @@ fn build(root: &Path, only: &[String], everything: bool) -> Result<(), String> {
     write_manifest(root, &dist)
 }
 
-/// `dist/<name>.schema.json`, from the plugin's `config-schema` example (run
-/// natively with the feature `schema`, one plugin per cargo run as above).
-/// A plugin without the example gets no schema.
+/// `dist/<name>.schema.json`, printed by the plugin's library built natively
+/// as a program: `gateway_sdk::main!` gives it a `main` for that (see the SDK's
+/// `schema` module). Only the plugin and its dependencies are compiled. A
+/// plugin whose config does not implement `JsonSchema` gets no schema.
 fn write_schema(root: &Path, name: &str, dist: &Path) -> Result<(), String> {
     let schema_file = dist.join(format!("{name}.schema.json"));
-    if !root.join("plugins").join(name).join("examples/config-schema.rs").is_file() {
-        eprintln!("plugins/{name} has no examples/config-schema.rs: no schema for it");
+    sh(root, "cargo", &["rustc", "--quiet", "-p", name, "--lib", "--crate-type", "bin"])?;
+    let program = target_dir(root).join("debug").join(name.replace('-', "_"));
+    eprintln!("$ {} > dist/{name}.schema.json", program.display());
+    let output = Command::new(&program)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed ({})", program.display(), output.status));
+    }
+    let schema = String::from_utf8(output.stdout).map_err(|_| format!("the schema of {name} is not UTF-8"))?;
+    if schema.is_empty() {
+        // Its config does not implement `JsonSchema` (the program said so).
         return match std::fs::remove_file(&schema_file) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                 Err(format!("cannot remove {}: {err}", schema_file.display()))
@@ -165,20 +177,8 @@ fn write_schema(root: &Path, name: &str, dist: &Path) -> Result<(), String> {
             _ => Ok(()),
         };
     }
-    let args = ["run", "--quiet", "-p", name, "--example", "config-schema", "--features", "schema"];
-    eprintln!("$ cargo {} > dist/{name}.schema.json", args.join(" "));
-    let output = Command::new("cargo")
-        .args(args)
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|err| format!("cannot run cargo: {err}"))?;
-    if !output.status.success() {
-        return Err(format!("`cargo {}` failed ({})", args.join(" "), output.status));
-    }
-    let schema = String::from_utf8(output.stdout).map_err(|_| format!("the schema of {name} is not UTF-8"))?;
     if !schema.trim_start().starts_with('{') {
-        return Err(format!("the config-schema example of {name} printed no JSON object: {schema:?}"));
+        return Err(format!("{} printed no JSON object: {schema:?}", program.display()));
     }
     std::fs::write(&schema_file, schema).map_err(|err| format!("cannot write {}: {err}", schema_file.display()))
 }

@@ -3,11 +3,11 @@
 //!
 //! * `plugins/NAME/`: `Cargo.toml` (with the `[package.metadata.gateway]`
 //!   table its image's `spec.yaml` is made from), `src/lib.rs` (a config
-//!   struct and one hook, as hello-world), `README.md` (with its config
-//!   table), `icon.svg`, `examples/config-schema.rs` (its JSON Schema) and
-//!   `tests/testhost.rs`;
+//!   struct, which also gives its JSON Schema, and one hook, as hello-world),
+//!   `README.md` (with its config table), `icon.svg` and `tests/testhost.rs`;
 //! * `e2e/tests/plugin_NAME.rs`: the plugin on a real Envoy, on its route;
-//! * the root `Cargo.toml`: `plugins/NAME` in the workspace members;
+//! * the root `Cargo.toml`: nothing when its members include `plugins/*` (as
+//!   this workspace's do), else `plugins/NAME` among them;
 //! * `envoy.yaml`: a Wasm filter `NAME` (`disabled: true`) and a route
 //!   `/NAME/` enabling it (so `docker compose up`, `cargo xtask up` and the
 //!   e2e tests serve it);
@@ -251,7 +251,6 @@ fn render(name: &str) -> Vec<(String, String)> {
     vec![
         (format!("plugins/{name}/Cargo.toml"), fill(CARGO_TOML)),
         (format!("plugins/{name}/src/lib.rs"), fill(LIB_RS)),
-        (format!("plugins/{name}/examples/config-schema.rs"), fill(SCHEMA_EXAMPLE)),
         (format!("plugins/{name}/README.md"), fill(README)),
         (format!("plugins/{name}/icon.svg"), fill(ICON).replace("{{Initials}}", &initials(name))),
         (format!("plugins/{name}/tests/testhost.rs"), fill(TESTHOST)),
@@ -294,24 +293,13 @@ publish = false
 # cdylib: the Wasm module; rlib: the config types for native tools and tests.
 crate-type = ["cdylib", "rlib"]
 
-[features]
-# The JSON Schema of the configuration (`config_schema()` and the
-# `config-schema` example, which `cargo xtask build` runs); native only.
-schema = ["dep:schemars", "dep:serde_json", "gateway-sdk/schema"]
-
 [dependencies]
 # Add `features = ["redis"]` for the Redis client (the module then loads on Higress only).
 gateway-sdk.workspace = true
-schemars = { version = "1.2", optional = true }
 serde.workspace = true
-serde_json = { workspace = true, optional = true }
 
 [dev-dependencies]
 gateway-testhost = { path = "../../crates/testhost" }
-
-[[example]]
-name = "config-schema"
-required-features = ["schema"]
 
 [lints]
 workspace = true
@@ -343,9 +331,9 @@ const LIB_RS: &str = r#"//! # {{name}}
 
 use gateway_sdk::prelude::*;
 
-/// The configuration (unknown keys are refused, to catch typos).
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+/// The configuration (unknown keys are refused, to catch typos); its doc
+/// comments are the descriptions of `dist/{{name}}.schema.json`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     /// Body of the answer.
@@ -370,21 +358,6 @@ impl Plugin for {{Type}} {
 }
 
 gateway_sdk::main!({{Type}});
-
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `Config` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<Config>({{Type}}::NAME, {{Type}}::RULE_MODE)
-}
-"#;
-
-const SCHEMA_EXAMPLE: &str = r#"//! Prints the JSON Schema of {{name}}'s configuration; `cargo xtask build` writes
-//! it to `dist/{{name}}.schema.json`.
-
-fn main() {
-    println!("{:#}", {{snake}}::config_schema());
-}
 "#;
 
 const README: &str = r#"# {{name}}

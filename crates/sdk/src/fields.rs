@@ -1,14 +1,23 @@
 //! Config field types that check their value when the config is parsed.
 //!
-//! Use them in a plugin's config so that a bad value fails plugin start with
-//! an error naming the field, instead of failing (or misbehaving) per request:
+//! Use them in a plugin's settings so that a bad value fails plugin start with
+//! an error naming the field, instead of failing (or misbehaving) per request.
+//! Each type also describes what it accepts in the settings' JSON Schema
+//! (native builds), so the check is written once, here, for both:
 //!
 //! ```
-//! # use gateway_sdk::fields::{HeaderName, StatusCode};
-//! #[derive(serde::Deserialize)]
-//! struct Config { token_header: HeaderName, status: StatusCode }
+//! # use gateway_sdk::fields::{HeaderName, Millis, StatusCode};
+//! # use gateway_sdk::prelude::*;
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Settings {
+//!     token_header: HeaderName,
+//!     status: StatusCode,
+//!     #[serde(default)]
+//!     timeout: Millis,
+//! }
 //! ```
 
+use crate::Cluster;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::ops::Deref;
@@ -180,11 +189,140 @@ impl<'de> Deserialize<'de> for NonEmpty {
     }
 }
 
-/// JSON Schemas of the field types (feature `schema`): each accepts exactly
+/// A duration in milliseconds, at least 1 (a timeout of 0 would never let
+/// anything finish). The default is [`Millis::DEFAULT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Millis(u32);
+
+impl Millis {
+    /// What an HTTP call waits when not told ([`http::DEFAULT_TIMEOUT_MS`](crate::http::DEFAULT_TIMEOUT_MS)).
+    pub const DEFAULT: Millis = Millis(crate::http::DEFAULT_TIMEOUT_MS);
+    pub const SECOND: Millis = Millis(1000);
+
+    pub fn new(ms: u32) -> Result<Self, String> {
+        if ms == 0 {
+            return Err("must be at least 1 (milliseconds)".to_string());
+        }
+        Ok(Millis(ms))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Millis {
+    fn default() -> Self {
+        Millis::DEFAULT
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Millis::new(u32::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A TCP port: 1 to 65535.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port(u16);
+
+impl Port {
+    pub fn new(port: u16) -> Result<Self, String> {
+        if port == 0 {
+            return Err("port 0 is not a port".to_string());
+        }
+        Ok(Port(port))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Port::new(u16::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A limit on a count: a whole number of at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit(u64);
+
+impl Limit {
+    pub fn new(limit: u64) -> Result<Self, String> {
+        if limit == 0 {
+            return Err("the limit must be at least 1".to_string());
+        }
+        Ok(Limit(limit))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Limit::new(u64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A service as the Higress Go plugin guide's configs name it (`auth.dns`,
+/// `10.0.0.5.static`, `svc.ns.svc.cluster.local`): what
+/// [`Cluster::service`] accepts as a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn new(name: impl Into<String>) -> Result<Self, String> {
+        let name = name.into();
+        if name.trim().is_empty() {
+            return Err("must not be empty".to_string());
+        }
+        Cluster::check_service_name(&name)?;
+        Ok(ServiceName(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the name is of a `.static` service (one without a port gets 80).
+    pub fn is_static(&self) -> bool {
+        self.0.ends_with(".static")
+    }
+
+    /// The cluster of this service at `port`, with `host` as the calls'
+    /// `:authority` (default: the name); without a port only a `.static`
+    /// service has one (80). Errors say what is wrong, for the name's field.
+    pub fn cluster(&self, port: Option<Port>, host: Option<&str>) -> Result<Cluster, String> {
+        Ok(match Cluster::service(&self.0, port.map(Port::get))? {
+            Cluster::Fqdn { fqdn, port, .. } => Cluster::Fqdn { fqdn, port, host: host.map(str::to_string) },
+            other => other,
+        })
+    }
+}
+
+impl Deref for ServiceName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ServiceName::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// JSON Schemas of the field types (native builds): each accepts exactly
 /// the values its `Deserialize` accepts.
-#[cfg(feature = "schema")]
+#[cfg(not(target_family = "wasm"))]
 mod schema {
-    use super::{HeaderName, HeaderValue, Headers, NonEmpty, StatusCode};
+    use super::{HeaderName, HeaderValue, Headers, Limit, Millis, NonEmpty, Port, ServiceName, StatusCode};
     use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
     use std::borrow::Cow;
 
@@ -276,6 +414,71 @@ mod schema {
             })
         }
     }
+
+    /// An unsigned integer of `format` from `minimum` to `maximum`.
+    fn integer(format: &str, minimum: u64, maximum: u64) -> Schema {
+        json_schema!({"type": "integer", "format": format, "minimum": minimum, "maximum": maximum})
+    }
+
+    impl JsonSchema for Millis {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "Millis".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            integer("uint32", 1, u32::MAX.into())
+        }
+    }
+
+    /// For the `default` of a field: schemars writes it from `Serialize`.
+    impl serde::Serialize for Millis {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_u32(self.0)
+        }
+    }
+
+    impl JsonSchema for Port {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "Port".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            integer("uint16", 1, u16::MAX.into())
+        }
+    }
+
+    impl JsonSchema for Limit {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "Limit".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            integer("uint64", 1, u64::MAX)
+        }
+    }
+
+    impl JsonSchema for ServiceName {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "ServiceName".into()
+        }
+        // Not blank, and what `Cluster::service` takes for a name.
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "pattern": NON_BLANK_PATTERN,
+                "allOf": [{"pattern": crate::schema::SERVICE_NAME_PATTERN}]
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -319,5 +522,33 @@ mod tests {
     fn non_empty_strings() {
         assert!(parse::<NonEmpty>(json!("  ")).is_err());
         assert_eq!(parse::<NonEmpty>(json!("/token")).unwrap().as_str(), "/token");
+    }
+
+    #[test]
+    fn numbers_with_a_floor() {
+        assert_eq!(parse::<Millis>(json!(1)).unwrap().get(), 1);
+        assert_eq!(parse::<Millis>(json!(0)).unwrap_err(), "must be at least 1 (milliseconds)");
+        assert!(parse::<Millis>(json!("1s")).unwrap_err().contains("expected u32"));
+        assert_eq!(Millis::default().get(), crate::http::DEFAULT_TIMEOUT_MS);
+        assert_eq!(parse::<Port>(json!(65535)).unwrap().get(), 65535);
+        assert_eq!(parse::<Port>(json!(0)).unwrap_err(), "port 0 is not a port");
+        assert!(parse::<Port>(json!(65536)).unwrap_err().contains("expected u16"));
+        assert_eq!(parse::<Limit>(json!(u64::MAX)).unwrap().get(), u64::MAX);
+        assert_eq!(parse::<Limit>(json!(0)).unwrap_err(), "the limit must be at least 1");
+    }
+
+    #[test]
+    fn service_names() {
+        let name: ServiceName = parse(json!("auth.dns")).unwrap();
+        assert!(!name.is_static());
+        assert!(name.cluster(None, None).unwrap_err().contains("needs a port"));
+        let cluster = name.cluster(Port::new(8080).ok(), Some("auth.example")).unwrap();
+        assert_eq!(cluster.cluster_name(|| None).as_deref(), Some("outbound|8080||auth.dns"));
+        assert_eq!(cluster.host_name(|| None).as_deref(), Some("auth.example"));
+        let name: ServiceName = parse(json!("10.0.0.5.static")).unwrap();
+        assert!(name.is_static() && name.cluster(None, None).is_ok());
+        assert_eq!(parse::<ServiceName>(json!(" ")).unwrap_err(), "must not be empty");
+        assert!(parse::<ServiceName>(json!("a|b.dns")).unwrap_err().contains("is not a service name"));
+        assert!(parse::<ServiceName>(json!(" padded.dns")).is_err());
     }
 }

@@ -92,12 +92,7 @@ impl Cluster {
     /// `httpbin.my-ns.svc.cluster.local`, `svc.DEFAULT-GROUP.public.nacos`).
     /// A `.static` service without a port uses port 80; others need one.
     pub fn service(name: &str, port: Option<u16>) -> Result<Cluster, String> {
-        if name.is_empty() {
-            return Err("must not be empty".to_string());
-        }
-        if name.contains(['|', '\0']) || name.trim() != name {
-            return Err(format!("`{name}` is not a service name"));
-        }
+        Cluster::check_service_name(name)?;
         let port = match port {
             Some(0) => return Err("port 0 is not a port".to_string()),
             Some(port) => port,
@@ -105,6 +100,18 @@ impl Cluster {
             None => return Err(format!("needs a port: only .static services default to 80 ({name})")),
         };
         Ok(Cluster::Fqdn { fqdn: name.to_string(), port, host: None })
+    }
+
+    /// Whether [`Cluster::service`] takes `name` as a service name: not
+    /// empty, without `|` or NUL, without surrounding whitespace.
+    pub fn check_service_name(name: &str) -> Result<(), String> {
+        if name.is_empty() {
+            return Err("must not be empty".to_string());
+        }
+        if name.contains(['|', '\0']) || name.trim() != name {
+            return Err(format!("`{name}` is not a service name"));
+        }
+        Ok(())
     }
 
     /// The Envoy cluster a call goes to; `route_cluster` gives the current

@@ -70,8 +70,9 @@ mod pairs;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request;
-#[cfg(feature = "schema")]
+#[cfg(not(target_family = "wasm"))]
 pub mod schema;
+pub mod settings;
 mod stream;
 
 pub use action::{BodyMode, DataAction, HeaderAction};
@@ -85,6 +86,7 @@ pub use request::{Body, Request};
 
 /// Everything a plugin usually needs, and serde's `Deserialize`.
 pub mod prelude {
+    pub use crate::settings::*;
     pub use crate::{
         Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, Redacted, Request,
         RuleMode,
@@ -181,6 +183,7 @@ macro_rules! main {
         $crate::__private::proxy_wasm::main! {{
             $crate::__private::register::<$plugin>();
         }}
+        $crate::__schema_program!($plugin);
     };
 }
 

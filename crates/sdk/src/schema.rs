@@ -1,7 +1,7 @@
-//! JSON Schemas of plugin configurations (feature `schema`, native builds only).
+//! JSON Schemas of plugin configurations (native builds only).
 //!
-//! A plugin's config type derives `schemars::JsonSchema`; [`plugin_schema`]
-//! wraps its schema into the schema of the whole document the plugin is given,
+//! A plugin's settings derive `JsonSchema` (see [`settings`](crate::settings));
+//! [`config_schema`] wraps its schema into the schema of the whole document the plugin is given,
 //! as [`Rules::parse`](crate::config::Rules::parse) reads it:
 //!
 //! * `_plugin_id_`: a string;
@@ -15,8 +15,30 @@
 //!
 //! The field types of [`fields`](crate::fields) describe exactly what they
 //! accept, unsigned and 32/64-bit integers get their ranges (`u32` has a
-//! `maximum`), and the helpers below let a plugin say what its `TryFrom`
-//! checks (`#[schemars(transform = ...)]` on its raw config).
+//! `maximum`), and the helpers below let a plugin say what its `try_from`
+//! checks across fields (`#[schemars(transform = ...)]` on its settings).
+//!
+//! ## How `dist/<name>.schema.json` is made
+//!
+//! [`main!`](crate::main) gives every native build of a plugin library a
+//! `main` that prints [`config_schema`]; `cargo xtask build` builds the
+//! library as a program and runs it:
+//!
+//! ```text
+//! cargo rustc -p <name> --lib --crate-type bin && target/debug/<name_with_underscores>
+//! ```
+//!
+//! That compiles the plugin and its dependencies only, natively (no
+//! dev-dependencies such as the test host, as an example would), needs no
+//! file per plugin and no list of plugins, and runs plain Rust: nothing is
+//! loaded at run time. The other ways weighed: an example per plugin (a file
+//! each, and it compiles dev-dependencies); a printer crate that depends on
+//! every plugin (a list to keep); a symbol read from a native `cdylib` with
+//! `libloading` (the library then has the host functions of Envoy as
+//! unresolved symbols, and loads only with lazy binding). A library build
+//! never calls that `main` (a private function, unused). A plugin whose
+//! config does not implement `JsonSchema` still builds: its `main` prints
+//! nothing, and it has no schema.
 //!
 //! What JSON Schema cannot say, so the schema accepts and the plugin refuses:
 //! a number with a fraction or exponent for an integer field (`1.0`, `1e2`;
@@ -25,6 +47,7 @@
 //! to it as a float).
 
 use crate::config::RuleMode;
+use crate::Plugin;
 use schemars::generate::SchemaSettings;
 use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema};
@@ -38,9 +61,72 @@ const MATCH_KEYS: [&str; 4] = ["_match_route_", "_match_domain_", "_match_servic
 /// name: no `|` or NUL, no surrounding whitespace, not empty.
 pub const SERVICE_NAME_PATTERN: &str = r"^[^|\x00\s]([^|\x00]*[^|\x00\s])?$";
 
+/// The schema of everything plugin `P` accepts as its configuration
+/// (`_rules_` included), from its config type's (or settings') schema.
+pub fn config_schema<P: Plugin>() -> Value
+where
+    P::Config: JsonSchema,
+{
+    plugin_schema::<P::Config>(P::NAME, P::RULE_MODE)
+}
+
+/// Prints [`config_schema`], for `cargo xtask build` (see the module docs).
+pub fn print<P: Plugin>()
+where
+    P::Config: JsonSchema,
+{
+    println!("{:#}", config_schema::<P>());
+}
+
+/// What the `main` of [`main!`](crate::main) prints: the schema when the
+/// plugin's config implements `JsonSchema` ([`PrintSchema`]), else nothing
+/// but a note on stderr ([`NoSchema`]), so that a plugin or test fixture
+/// without a schema still builds. The choice is made by method lookup on the
+/// concrete type: `(&SchemaOf::<P>::new()).print()` finds [`PrintSchema`] on
+/// `SchemaOf<P>` first, when its bound holds, and [`NoSchema`] on
+/// `&SchemaOf<P>` otherwise.
+#[doc(hidden)]
+pub struct SchemaOf<P>(std::marker::PhantomData<P>);
+
+impl<P> SchemaOf<P> {
+    pub fn new() -> Self {
+        SchemaOf(std::marker::PhantomData)
+    }
+}
+
+impl<P> Default for SchemaOf<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[doc(hidden)]
+pub trait PrintSchema {
+    fn print(&self);
+}
+
+impl<P: Plugin> PrintSchema for SchemaOf<P>
+where
+    P::Config: JsonSchema,
+{
+    fn print(&self) {
+        print::<P>();
+    }
+}
+
+#[doc(hidden)]
+pub trait NoSchema {
+    fn print(&self);
+}
+
+impl<P: Plugin> NoSchema for &SchemaOf<P> {
+    fn print(&self) {
+        eprintln!("{}: its config does not implement JsonSchema, so it has no schema", P::NAME);
+    }
+}
+
 /// The schema of everything plugin `name` accepts as its configuration:
-/// `Raw` is the type serde reads (for a config with
-/// `#[serde(try_from = "RawConfig")]`, `RawConfig`), `mode` the plugin's
+/// `Raw` is the type serde reads, `mode` the plugin's
 /// [`RULE_MODE`](crate::Plugin::RULE_MODE).
 ///
 /// With [`RuleMode::OverrideGlobal`] a rule is completed by the global keys,
@@ -127,18 +213,21 @@ pub fn minimum(schema: &mut Schema, field: &str, minimum: i64) {
     }
 }
 
-/// What [`Cluster::service`](crate::Cluster::service) checks, for a service
-/// given by the properties `name_field` and `port_field`: a valid name, a port
-/// of at least 1, and, when `port_required` (the port is passed on as given),
-/// a port unless the name ends in `.static` (which defaults to 80).
-pub fn service(schema: &mut Schema, name_field: &str, port_field: &str, port_required: bool) {
-    if let Some(Value::Object(property)) = schema.get_mut("properties").and_then(|p| p.get_mut(name_field)) {
-        push_all_of_map(property, json!({"pattern": SERVICE_NAME_PATTERN}));
-    }
-    minimum(schema, port_field, 1);
-    if port_required {
-        require(schema, json!({"anyOf": [given(port_field), {"properties": {name_field: {"pattern": "\\.static$"}}}]}));
-    }
+/// A transform: property `port` is given unless property `name` is of a
+/// `.static` service (which defaults to port 80), as
+/// [`ServiceName::cluster`](crate::fields::ServiceName::cluster) requires.
+pub fn port_given_unless_static(name: &'static str, port: &'static str) -> impl FnMut(&mut Schema) {
+    move |schema| require(schema, json!({"anyOf": [given(port), {"properties": {name: {"pattern": "\\.static$"}}}]}))
+}
+
+/// A transform: exactly one of properties `a` and `b` is given.
+pub fn one_given(a: &'static str, b: &'static str) -> impl FnMut(&mut Schema) {
+    move |schema| require(schema, json!({"oneOf": [given(a), given(b)]}))
+}
+
+/// A transform: `forbidden` is not given when `field` is.
+pub fn not_together(field: &'static str, forbidden: &'static str) -> impl FnMut(&mut Schema) {
+    move |schema| require(schema, json!({"if": given(field), "then": {"not": given(forbidden)}}))
 }
 
 fn add_properties<'a>(schema: &mut Value, properties: impl IntoIterator<Item = (&'a str, Value)>) {

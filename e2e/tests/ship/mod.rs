@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use e2e::paths;
+use gateway_sdk::schema::config_schema;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -216,10 +217,10 @@ pub fn schema(plugin: &str) -> Value {
 /// crate links; `None` for others).
 pub fn current_schema(plugin: &str) -> Option<Value> {
     match plugin {
-        "hello-world" => Some(hello_world::config_schema()),
-        "http-call" => Some(http_call::config_schema()),
-        "mock" => Some(mock::config_schema()),
-        "redis-rate-limit" => Some(redis_rate_limit::config_schema()),
+        "hello-world" => Some(config_schema::<hello_world::HelloWorld>()),
+        "http-call" => Some(config_schema::<http_call::HttpCall>()),
+        "mock" => Some(config_schema::<mock::Mock>()),
+        "redis-rate-limit" => Some(config_schema::<redis_rate_limit::RedisRateLimit>()),
         _ => None,
     }
 }

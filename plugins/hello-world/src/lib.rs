@@ -6,8 +6,7 @@
 use gateway_sdk::prelude::*;
 
 /// No settings: the config is `{}` (unknown keys are refused, to catch typos).
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {}
 
@@ -24,10 +23,3 @@ impl Plugin for HelloWorld {
 }
 
 gateway_sdk::main!(HelloWorld);
-
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `Config` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<Config>(HelloWorld::NAME, HelloWorld::RULE_MODE)
-}

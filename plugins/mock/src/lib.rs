@@ -8,8 +8,7 @@
 use gateway_sdk::fields::{Headers, StatusCode};
 use gateway_sdk::prelude::*;
 
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     /// Answer requests with the mock response instead of passing them on.
@@ -51,10 +50,3 @@ impl Plugin for Mock {
 }
 
 gateway_sdk::main!(Mock);
-
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `Config` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<Config>(Mock::NAME, Mock::RULE_MODE)
-}

@@ -13,7 +13,7 @@
 //! counter is ever left without one. Needs Higress: upstream Envoy has no Redis
 //! calls for plugins.
 
-use gateway_sdk::fields::{HeaderName, NonEmpty};
+use gateway_sdk::fields::{HeaderName, Limit, Millis, NonEmpty, Port, ServiceName};
 use gateway_sdk::prelude::*;
 use gateway_sdk::redis::Value;
 use gateway_sdk::{Log, RedisClient, RedisOptions};
@@ -27,15 +27,16 @@ return n";
 /// Longest request value used verbatim in a key; longer ones are hashed.
 const MAX_KEY_VALUE: usize = 64;
 
-#[derive(Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(transform = schema_checks))]
+/// The JSON the plugin accepts; see the README for each field.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+#[schemars(transform = gateway_sdk::schema::one_given("qpm", "limit"))]
+#[schemars(transform = gateway_sdk::schema::not_together("qpm", "window"))]
+struct Settings {
     /// The Redis service, full name with its registry suffix (`redis.dns`, `10.0.0.7.static`, ...).
-    service_name: NonEmpty,
+    service_name: ServiceName,
     /// Its port (default `6379`, or `80` for `.static` services).
-    service_port: Option<u16>,
+    service_port: Option<Port>,
     /// Redis ACL user.
     #[serde(default)]
     username: String,
@@ -43,15 +44,15 @@ struct RawConfig {
     #[serde(default)]
     password: String,
     /// Per-command timeout, in milliseconds.
-    #[serde(default = "default_timeout")]
-    timeout: u32,
+    #[serde(default = "one_second")]
+    timeout: Millis,
     /// Redis database number.
     #[serde(default)]
     database: u32,
-    /// Requests per minute (the Go guide's setting); give this or `limit`.
-    qpm: Option<u64>,
+    /// Requests per minute (the setting of the Higress Go plugin guide); give this or `limit`.
+    qpm: Option<Limit>,
     /// Requests per `window`; give this or `qpm`.
-    limit: Option<u64>,
+    limit: Option<Limit>,
     /// Window of `limit` (default: minute), aligned to Unix time.
     window: Option<Window>,
     /// What requests share a counter.
@@ -68,12 +69,11 @@ struct RawConfig {
     rate_limit_headers: bool,
 }
 
-fn default_timeout() -> u32 {
-    1000
+fn one_second() -> Millis {
+    Millis::SECOND
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum Window {
     Second,
@@ -94,11 +94,10 @@ impl Window {
 }
 
 /// What requests share a counter.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum LimitBy {
-    /// One counter for all requests (as in the Go guide).
+    /// One counter for all requests (as in the Higress Go plugin guide).
     #[default]
     Global,
     /// One per value of this request header.
@@ -111,8 +110,7 @@ enum LimitBy {
     Route,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 enum FailureMode {
     /// Let requests through when Redis cannot answer.
@@ -122,8 +120,11 @@ enum FailureMode {
     Closed,
 }
 
-#[derive(Deserialize)]
-#[serde(try_from = "RawConfig")]
+// What the hooks use, with the limit per window chosen (no doc comment: it would
+// replace the schema's description).
+#[derive(Deserialize, JsonSchema)]
+#[serde(try_from = "Settings")]
+#[schemars(with = "Settings")]
 pub struct Config {
     redis: RedisClient,
     limit: u64,
@@ -134,45 +135,35 @@ pub struct Config {
     rate_limit_headers: bool,
 }
 
-impl TryFrom<RawConfig> for Config {
+impl TryFrom<Settings> for Config {
     type Error = String;
 
-    fn try_from(raw: RawConfig) -> Result<Self, String> {
-        let (limit, window) = match (raw.qpm, raw.limit) {
-            (Some(_), Some(_)) => return Err("give qpm or limit, not both".to_string()),
-            (None, None) => return Err("qpm (or limit with window) is required".to_string()),
-            (Some(_), _) if raw.window.is_some() => {
+    fn try_from(s: Settings) -> Result<Self, String> {
+        let (limit, window) = match (s.qpm, s.limit, s.window) {
+            (Some(_), Some(_), _) => return Err("give qpm or limit, not both".to_string()),
+            (None, None, _) => return Err("qpm (or limit with window) is required".to_string()),
+            (Some(_), _, Some(_)) => {
                 return Err("qpm counts per minute; use limit with window for other windows".to_string())
             }
-            (Some(qpm), None) => (qpm, Window::Minute),
-            (None, Some(limit)) => (limit, raw.window.unwrap_or(Window::Minute)),
+            (Some(qpm), None, None) => (qpm, Window::Minute),
+            (None, Some(limit), window) => (limit, window.unwrap_or(Window::Minute)),
         };
-        if limit == 0 {
-            return Err("the limit must be at least 1".to_string());
-        }
-        if raw.timeout == 0 {
-            return Err("timeout: must be at least 1 (milliseconds)".to_string());
-        }
-        let port = match raw.service_port {
-            Some(port) => Some(port),
-            None if raw.service_name.ends_with(".static") => Some(80),
-            None => Some(6379),
-        };
-        let cluster = Cluster::service(&raw.service_name, port).map_err(|err| format!("serviceName: {err}"))?;
+        let port = s.service_port.or(Port::new(if s.service_name.is_static() { 80 } else { 6379 }).ok());
+        let cluster = s.service_name.cluster(port, None).map_err(|err| format!("serviceName: {err}"))?;
         let options = RedisOptions {
-            username: raw.username,
-            password: raw.password,
-            timeout_ms: raw.timeout,
-            database: raw.database,
+            username: s.username,
+            password: s.password,
+            timeout_ms: s.timeout.get(),
+            database: s.database,
         };
         Ok(Config {
             redis: RedisClient::new(&cluster, options)?,
-            limit,
+            limit: limit.get(),
             window: window.seconds(),
-            limit_by: raw.limit_by,
-            key_prefix: raw.key_prefix,
-            failure_mode: raw.failure_mode,
-            rate_limit_headers: raw.rate_limit_headers,
+            limit_by: s.limit_by,
+            key_prefix: s.key_prefix,
+            failure_mode: s.failure_mode,
+            rate_limit_headers: s.rate_limit_headers,
         })
     }
 }
@@ -328,28 +319,6 @@ fn client_ip(req: &Request<RedisRateLimit>) -> Option<String> {
 }
 
 gateway_sdk::main!(RedisRateLimit);
-
-/// The JSON Schema of everything this plugin accepts as its configuration
-/// (`_rules_` included), made from `RawConfig` (feature `schema`).
-#[cfg(feature = "schema")]
-pub fn config_schema() -> serde_json::Value {
-    gateway_sdk::schema::plugin_schema::<RawConfig>(RedisRateLimit::NAME, RedisRateLimit::RULE_MODE)
-}
-
-/// What `TryFrom<RawConfig>` checks, for the schema.
-#[cfg(feature = "schema")]
-fn schema_checks(schema: &mut schemars::Schema) {
-    use gateway_sdk::schema::{given, minimum, require, service};
-    use serde_json::json;
-    for field in ["qpm", "limit", "timeout"] {
-        minimum(schema, field, 1);
-    }
-    // qpm or limit, not both; a window only with limit.
-    require(schema, json!({"oneOf": [given("qpm"), given("limit")]}));
-    require(schema, json!({"if": given("qpm"), "then": {"not": given("window")}}));
-    // The port defaults (6379, or 80 for .static), so it is never required.
-    service(schema, "serviceName", "servicePort", false);
-}
 
 #[cfg(test)]
 mod tests {

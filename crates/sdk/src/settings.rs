@@ -1,0 +1,73 @@
+//! A plugin's settings: the one type that says what its JSON may hold, from
+//! which the SDK makes both the config the hooks get and the JSON Schema.
+//!
+//! A plugin declares its settings once, with the [`fields`](crate::fields)
+//! types for values that need checking (each carries its check into parsing
+//! and into the schema) and doc comments (the schema's descriptions):
+//!
+//! ```
+//! # use gateway_sdk::fields::{Millis, Port, ServiceName};
+//! # use gateway_sdk::prelude::*;
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(rename_all = "camelCase", deny_unknown_fields)]
+//! pub struct Settings {
+//!     /// The service to call.
+//!     service_name: ServiceName,
+//!     /// Its port.
+//!     service_port: Option<Port>,
+//!     /// How long a call may take.
+//!     #[serde(default)]
+//!     timeout: Millis,
+//! }
+//! ```
+//!
+//! When the settings are all the hooks need, they are the plugin's `Config`.
+//! When the hooks need something built from them once (a client, a value
+//! chosen from two fields), the config is made from the settings with serde's
+//! `try_from`, and its schema is theirs (a doc comment on the config would
+//! replace the settings' description there):
+//!
+//! ```ignore
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(try_from = "Settings")]
+//! #[schemars(with = "Settings")]
+//! pub struct Config { timeout: Millis, client: HttpClient }
+//!
+//! impl TryFrom<Settings> for Config { ... }
+//! ```
+//!
+//! Checks across fields go in `try_from`, and to the schema with
+//! `#[schemars(transform = ...)]` on the settings and the helpers of
+//! `gateway_sdk::schema`. The config keeps only what the hooks use, and the
+//! rest of the settings is freed at start: what a config leaves on the heap
+//! shapes where each request's allocations land, and so what they cost
+//! (one string more kept from http-call's settings costs its requests 400
+//! Wasm instructions, by `cargo xtask bench --work`).
+//!
+//! `JsonSchema` (in the prelude) is schemars' derive in native builds and one
+//! that derives nothing in Wasm builds (`gateway-sdk-macros`): a module
+//! never carries schema code. [`main!`](crate::main) makes the native library
+//! print the schema when built as a program (see `gateway_sdk::schema`).
+
+#[cfg(target_family = "wasm")]
+pub use gateway_sdk_macros::JsonSchema;
+#[cfg(not(target_family = "wasm"))]
+pub use schemars::{self, JsonSchema};
+
+/// What [`main!`](crate::main) adds for schemas: in native builds, a `main`
+/// that prints the plugin's config schema (if its config has one), run when
+/// `cargo xtask build` builds the library as a program (see
+/// `gateway_sdk::schema`). A library build never calls it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __schema_program {
+    ($plugin:ty) => {
+        #[cfg(not(target_family = "wasm"))]
+        #[allow(dead_code)]
+        fn main() {
+            #[allow(unused_imports)]
+            use $crate::schema::{NoSchema as _, PrintSchema as _};
+            (&$crate::schema::SchemaOf::<$plugin>::new()).print();
+        }
+    };
+}
