@@ -46,7 +46,9 @@
 //! prefix, service), `bad_config.rs` (refused configs stop Envoy),
 //! `log_format.rs`, `envoy_facts.rs` (what Envoy 1.40 accepts), `processes.rs`
 //! (the harness cleans up), `actions.rs` (header and data actions, with the
-//! `probe` fixture). They need `dist/` (`cargo xtask build`) and the venv.
+//! `probe` fixture), `sdk_features.rs` (metrics in `/stats`, response code
+//! details and plugin filter state in an access log, with the `sdk-features`
+//! fixture). They need `dist/` (`cargo xtask build`) and the venv.
 //!
 //! Every process is started by the test that uses it and killed when the test
 //! ends. Deadlines are generous (the suite runs on busy 2-core machines) and

@@ -45,8 +45,15 @@
 //! * **Requests** ([`Request`]): headers, bodies, local answers, resume, and
 //!   the typed per-request [`Request::state`]; nothing is read from the host
 //!   until asked for.
-//! * **Flow** ([`action`]): the seed's header and data states, and what each
-//!   becomes on the host.
+//! * **Flow** ([`action`]): the Go SDK's header and data states, and what each
+//!   becomes on the host. [`Request::respond_with_details`] answers with the
+//!   response code details an access log shows.
+//! * **Metrics** ([`metrics`]): counters, gauges and histograms, with tags,
+//!   declared as statics and defined with the host once per VM.
+//! * **Properties** ([`property`]): typed reads, writes, and the Higress
+//!   properties (no reroute, per-request body buffer limits, VM rebuilds).
+//! * **User attributes** ([`attributes`]): key/values for the access log
+//!   (`custom_log`, `ai_log`) and the trace (`trace_span_tag.*`).
 //! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
 //!   the callback gets the same request back.
 //! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
@@ -60,13 +67,18 @@
 pub mod action;
 #[cfg(target_family = "wasm")]
 mod alloc;
+pub mod attributes;
+mod body;
 pub mod config;
+mod details;
 pub mod fields;
 mod host;
 pub mod http;
 mod json;
 pub mod log;
+pub mod metrics;
 mod pairs;
+pub mod property;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request;
@@ -76,10 +88,12 @@ pub mod settings;
 mod stream;
 
 pub use action::{BodyMode, DataAction, HeaderAction};
+pub use attributes::{AttributeValue, Attributes};
 pub use config::{ConfigError, RuleMode};
 pub use host::LogLevel;
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use log::{Log, Redacted};
+pub use property::{FromProperty, PropertyError};
 #[cfg(feature = "redis")]
 pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
@@ -110,6 +124,22 @@ pub trait Plugin: Sized + 'static {
 
     /// How rules' configs are built (Higress's default: each rule stands alone).
     const RULE_MODE: RuleMode = RuleMode::Standalone;
+
+    /// Ask the host for a fresh VM after this many requests (0: never).
+    /// Higress replaces the VM; upstream Envoy ignores the request. Go:
+    /// `WithRebuildAfterRequests`. See [`property`].
+    const REBUILD_AFTER_REQUESTS: u64 = 0;
+
+    /// Ask the host for a fresh VM once its memory reaches this many bytes
+    /// (0: never), checked as each request starts. Higress only (upstream
+    /// Envoy does not report VM memory). Go: `WithRebuildMaxMemBytes`.
+    const REBUILD_MAX_MEMORY_BYTES: u64 = 0;
+
+    /// Skip, as the Go SDK does, the bodies a plugin could only damage:
+    /// binary ones (`octet-stream` or `grpc` content types, any
+    /// `content-encoding`) and WebSocket streams. `false` lets them reach the
+    /// body hooks. See [`Request::skip_request_body`].
+    const SKIP_BINARY_BODIES: bool = true;
 
     /// A config was parsed (the global one, then each rule's), before any
     /// request uses it: check what serde cannot, or open clients early.

@@ -54,8 +54,10 @@ pub struct Request<P: Plugin> {
     response_hold: Hold,
     /// Whether the last body chunk of each direction has been seen: a body
     /// held after that can only be released by `resume`.
-    request_body_done: bool,
-    response_body_done: bool,
+    pub(crate) request_body_done: bool,
+    pub(crate) response_body_done: bool,
+    /// This request's own body choices (see `body.rs`).
+    pub(crate) body_flags: crate::body::BodyFlags,
     /// Whether the response headers went on to the client (after which a
     /// local answer makes Envoy reset the stream).
     response_headers_sent: bool,
@@ -83,6 +85,7 @@ impl<P: Plugin> Request<P> {
             response_hold: Hold::Nothing,
             request_body_done: false,
             response_body_done: false,
+            body_flags: crate::body::BodyFlags::default(),
             response_headers_sent: false,
             phase: Phase::RequestHeaders,
             responded: false,
@@ -244,6 +247,18 @@ impl<P: Plugin> Request<P> {
     ///
     /// Only the first answer counts; later ones are ignored with a warning.
     pub fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: impl AsRef<[u8]>) -> HeaderAction {
+        self.respond_detailed(status, "", headers, body.as_ref())
+    }
+
+    /// [`Request::respond`] (empty `details`: Envoy records none) and
+    /// [`Request::respond_with_details`].
+    pub(crate) fn respond_detailed(
+        &mut self,
+        status: u16,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HeaderAction {
         if self.responded {
             self.log().warn(format_args!("respond({status}) ignored: this request was already answered"));
             return HeaderAction::StopAllIterationAndWatermark;
@@ -258,7 +273,7 @@ impl<P: Plugin> Request<P> {
             return HeaderAction::Continue;
         }
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-        match host::send_local_response(u32::from(status), &headers, body.as_ref()) {
+        match host::send_local_response_with_details(u32::from(status), details, &headers, body) {
             Ok(()) => {
                 self.responded = true;
                 // The host releases what was held when it sends the answer.
@@ -376,8 +391,12 @@ impl<P: Plugin> Request<P> {
     pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
         self.phase = Phase::RequestHeaders;
         self.request_body_done = end_of_stream;
+        crate::property::check_rebuild::<P>(self.rules.plugin_id());
         self.selected =
             if self.rules.has_rules() { self.rules.select(&mut HostFacts) } else { self.rules.global().map(|_| None) };
+        if !end_of_stream && self.selected.is_some() {
+            self.check_request_body();
+        }
         let action = self.with_config(P::on_request_headers).unwrap_or(HeaderAction::Continue);
         self.after_headers_hook(action, StreamType::Request, end_of_stream)
     }
@@ -388,6 +407,11 @@ impl<P: Plugin> Request<P> {
         if self.responded {
             // Our own local answer passing through the filter chain.
             return Action::Continue;
+        }
+        // Pure reads: nothing is left of this for the default body mode.
+        let config = self.selected.and_then(|selected| self.rules.get(selected));
+        if !end_of_stream && config.map(P::response_body_mode) == Some(BodyMode::Buffered) {
+            self.check_response_body();
         }
         let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
         let abi = self.after_headers_hook(action, StreamType::Response, end_of_stream);
@@ -444,6 +468,16 @@ impl<P: Plugin> Request<P> {
         }) else {
             return Action::Continue;
         };
+        if self.skips_body(stream) {
+            // A skipped body goes on, and releases headers held for it.
+            let hold = self.hold_mut(stream);
+            if *hold == Hold::All {
+                return Action::Pause;
+            }
+            *hold = Hold::Nothing;
+            return Action::Continue;
+        }
+        let mode = self.body_flags.mode(stream, mode);
         if mode == BodyMode::Buffered && !end_of_stream {
             // The SDK's own buffering, not a hold of the plugin's.
             return Action::Pause;

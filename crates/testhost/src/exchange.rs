@@ -37,6 +37,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Whether the plugin answered itself (`proxy_send_local_response`).
     pub local: bool,
+    /// The response code details the plugin sent with its own answer (empty
+    /// when it sent none); `None` for the upstream's answer.
+    pub details: Option<String>,
 }
 
 impl Response {
@@ -182,6 +185,7 @@ pub struct Exchange {
     pub(crate) stalled: bool,
     pub(crate) reset: bool,
     pub(crate) context_id: u32,
+    pub(crate) properties: std::collections::HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Exchange {
@@ -192,6 +196,13 @@ impl Exchange {
     /// The client's status, if it got a response.
     pub fn status(&self) -> Option<u16> {
         self.response.as_ref().map(|r| r.status)
+    }
+    /// A property of the stream as it was when the exchange ended: one the
+    /// request came with, or one the plugin set, by its path parts
+    /// (`&["custom_log"]`, `&["trace_span_tag.model"]`: a name with a dot is
+    /// one part, as the plugin sent it).
+    pub fn property(&self, path: &[&str]) -> Option<&[u8]> {
+        self.properties.get(path.join("\0").as_bytes()).map(Vec::as_slice)
     }
     /// The plugin's own answer, if it sent one.
     pub fn local_response(&self) -> Option<&Response> {

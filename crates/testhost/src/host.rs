@@ -8,7 +8,7 @@ use crate::redis::{RedisConnection, RedisIoError, RedisUpstream};
 use crate::state::{Access, Action, Pending, PendingKind, Phase, State, Stream};
 use crate::{imports, Error, Gateway, LogLevel, LogLine};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasmi::{Engine, Instance, Linker, Module, Store, Val};
@@ -372,6 +372,10 @@ pub(crate) struct Flow {
     stalled: bool,
     reset: bool,
     events: Vec<Event>,
+    /// The details of the plugin's own answer, once it sent one.
+    local_details: Option<String>,
+    /// The stream's properties when it ended.
+    properties: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 fn convert_headers_status(r: i64, stopped: bool, allow: bool) -> u32 {
@@ -583,6 +587,8 @@ impl Inner {
             stalled: false,
             reset: false,
             events: Vec::new(),
+            local_details: None,
+            properties: HashMap::new(),
         });
         let root = self.store.data().root_id;
         self.call(ctx, None, "proxy_on_context_create", &[ctx as i32, root as i32])?;
@@ -603,6 +609,7 @@ impl Inner {
             stalled: flow.stalled,
             reset: flow.reset,
             context_id: ctx,
+            properties: flow.properties,
         })
     }
 
@@ -631,6 +638,7 @@ impl Inner {
                     headers: f.resp.headers_out.clone().unwrap_or_default(),
                     body: std::mem::take(&mut f.resp.passed),
                     local: f.resp.local,
+                    details: if f.resp.local { f.local_details.clone() } else { None },
                 };
                 f.response = Some(response);
                 f.finished = true;
@@ -903,6 +911,7 @@ impl Inner {
         &mut self,
         flow: &mut Option<Flow>,
         status: u32,
+        details: String,
         headers: Vec<(String, Vec<u8>)>,
         body: Vec<u8>,
     ) -> Result<(), Error> {
@@ -914,6 +923,7 @@ impl Inner {
             return self.misuse(format!("send_local_response({status}) after the response was sent"));
         }
         f.answered = true;
+        f.local_details = Some(details.clone());
         f.events.push(Event::LocalResponse { status: status as u16 });
         let ctx = f.ctx;
         // Envoy's prepareLocalReply.
@@ -950,6 +960,7 @@ impl Inner {
                 headers: map,
                 body: if f.head_request { Vec::new() } else { body },
                 local: true,
+                details: Some(details),
             });
             f.finished = true;
             Ok(())
@@ -992,12 +1003,12 @@ impl Inner {
                         }
                         self.resume(flow, response)?;
                     }
-                    Action::LocalResponse { ctx, status, headers, body } => {
+                    Action::LocalResponse { ctx, status, details, headers, body } => {
                         if live != Some(ctx) {
                             self.misuse(format!("send_local_response({status}) on a stream that has ended"))?;
                             continue;
                         }
-                        self.local_response(flow, status, headers, body)?;
+                        self.local_response(flow, status, details, headers, body)?;
                     }
                     Action::Reset { ctx } => {
                         if let Some(f) = flow.as_mut().filter(|f| f.ctx == ctx && !f.finished) {
@@ -1036,7 +1047,10 @@ impl Inner {
         self.run_actions(flow)?;
         self.call(ctx, None, "proxy_on_delete", &[ctx as i32])?;
         self.run_actions(flow)?;
-        self.store.data_mut().streams.remove(&ctx);
+        // What the plugin set stays readable in the exchange.
+        if let (Some(stream), Some(f)) = (self.store.data_mut().streams.remove(&ctx), flow.as_mut()) {
+            f.properties = stream.properties;
+        }
         Ok(())
     }
 

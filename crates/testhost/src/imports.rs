@@ -521,7 +521,7 @@ fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError
         "proxy_send_local_response",
         |mut c: C, code: i32, dptr: i32, dlen: i32, bptr: i32, blen: i32, hptr: i32, hlen: i32, _grpc: i32| -> R {
             restricted(&c, "proxy_send_local_response")?;
-            let (Some(_details), Some(body), Some(headers)) = (read(&c, dptr, dlen), read(&c, bptr, blen), read(&c, hptr, hlen))
+            let (Some(details), Some(body), Some(headers)) = (read(&c, dptr, dlen), read(&c, bptr, blen), read(&c, hptr, hlen))
             else {
                 return Ok(INVALID_MEMORY_ACCESS);
             };
@@ -540,7 +540,8 @@ fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError
                 );
                 return Ok(OK);
             }
-            c.data_mut().actions.push(Action::LocalResponse { ctx, status: code as u32, headers, body });
+            let details = String::from_utf8_lossy(&details).into_owned();
+            c.data_mut().actions.push(Action::LocalResponse { ctx, status: code as u32, details, headers, body });
             Ok(OK)
         },
     )?;

@@ -64,7 +64,7 @@ impl Stream {
 #[derive(Debug)]
 pub(crate) enum Action {
     Continue { ctx: u32, response: bool, during: Option<Phase> },
-    LocalResponse { ctx: u32, status: u32, headers: Vec<(String, Vec<u8>)>, body: Vec<u8> },
+    LocalResponse { ctx: u32, status: u32, details: String, headers: Vec<(String, Vec<u8>)>, body: Vec<u8> },
     Reset { ctx: u32 },
 }
 

@@ -1,0 +1,184 @@
+//! Per-request body decisions: whether a body reaches the body hook at all,
+//! and whether it comes chunk by chunk or whole (Go: `DontReadRequestBody`,
+//! `DontReadResponseBody`, `BufferRequestBody`, `BufferResponseBody`,
+//! `HasRequestBody`, `HasResponseBody`, `IsWebsocket`,
+//! `IsBinaryRequestBody`, `IsBinaryResponseBody`).
+//!
+//! [`Plugin::request_body_mode`] chooses per config; these choose per
+//! request, usually in a headers hook:
+//!
+//! ```ignore
+//! fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
+//!     if req.method().as_deref() == Some("GET") || !req.has_request_body() {
+//!         req.skip_request_body();
+//!     } else if req.header("content-type").is_some_and(|t| t.contains("json")) {
+//!         req.buffer_request_body();
+//!     }
+//!     HeaderAction::Continue
+//! }
+//! ```
+//!
+//! A skipped body goes on untouched, is never buffered by the SDK, and
+//! releases headers the hook held with `StopIteration`.
+//!
+//! As the Go SDK does, bodies the plugin could only damage are skipped
+//! unless [`Plugin::SKIP_BINARY_BODIES`] is `false`: the request body when
+//! the request's `content-type` contains `octet-stream` or `grpc` or it has
+//! a `content-encoding`, and both bodies of a WebSocket upgrade
+//! (`connection: upgrade` and `upgrade: websocket`, any case). The response
+//! body by the same rule on the response headers is skipped automatically
+//! for configs whose [`Plugin::response_body_mode`] is
+//! [`BodyMode::Buffered`] (where the SDK would hold a whole download); a
+//! plugin streaming response bodies calls
+//! [`Request::is_binary_response_body`] in its response headers hook and
+//! skips it itself. The difference from the Go SDK is the price: Envoy
+//! forgets headers once they went on, so the rule must read them in the
+//! headers phase, and doing so for every response would cost every request
+//! two host calls. Requests without body, and plugins that keep the default
+//! body modes, pay nothing.
+
+use crate::host::{self, MapType, StreamType};
+use crate::{BodyMode, Plugin, Request};
+
+/// The per-request body choices, one byte in the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BodyFlags(u8);
+
+const SEEN_REQUEST: u8 = 1;
+const SEEN_RESPONSE: u8 = 1 << 1;
+const SKIP_REQUEST: u8 = 1 << 2;
+const SKIP_RESPONSE: u8 = 1 << 3;
+const BUFFER_REQUEST: u8 = 1 << 4;
+const BUFFER_RESPONSE: u8 = 1 << 5;
+fn bits(stream: StreamType) -> (u8, u8, u8) {
+    match stream {
+        StreamType::Request => (SEEN_REQUEST, SKIP_REQUEST, BUFFER_REQUEST),
+        StreamType::Response => (SEEN_RESPONSE, SKIP_RESPONSE, BUFFER_RESPONSE),
+    }
+}
+
+impl BodyFlags {
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// The config's mode, unless this request asked for the whole body.
+    pub(crate) fn mode(self, stream: StreamType, configured: BodyMode) -> BodyMode {
+        let (_, _, buffer) = bits(stream);
+        if self.has(buffer) {
+            BodyMode::Buffered
+        } else {
+            configured
+        }
+    }
+}
+
+impl<P: Plugin> Request<P> {
+    /// The body hook does not run for this request's body, and the SDK does
+    /// not buffer it (Go: `DontReadRequestBody`).
+    pub fn skip_request_body(&mut self) {
+        self.body_flags.0 |= SKIP_REQUEST;
+    }
+    /// The same for the response body (Go: `DontReadResponseBody`).
+    pub fn skip_response_body(&mut self) {
+        self.body_flags.0 |= SKIP_RESPONSE;
+    }
+    /// The body hook gets this request's body whole, once
+    /// ([`BodyMode::Buffered`]), whatever the config's mode (Go:
+    /// `BufferRequestBody`). The body counts against the host's buffer limit.
+    pub fn buffer_request_body(&mut self) {
+        self.body_flags.0 |= BUFFER_REQUEST;
+    }
+    /// The same for the response body (Go: `BufferResponseBody`).
+    pub fn buffer_response_body(&mut self) {
+        self.body_flags.0 |= BUFFER_RESPONSE;
+    }
+
+    /// Whether the request has a body: its headers did not end the stream
+    /// (Go: `HasRequestBody`). Meaningful from the request headers hook on.
+    pub fn has_request_body(&self) -> bool {
+        self.body_flags.has(SEEN_REQUEST) || !self.request_body_done
+    }
+    /// Whether the response has a body (Go: `HasResponseBody`); meaningful
+    /// from the response headers hook on.
+    pub fn has_response_body(&self) -> bool {
+        self.body_flags.has(SEEN_RESPONSE) || !self.response_body_done
+    }
+
+    /// Whether the request asks for a WebSocket upgrade (`connection:
+    /// upgrade`, `upgrade: websocket`, any case; Go: `IsWebsocket`).
+    pub fn is_websocket(&self) -> bool {
+        let is = |name: &str, value: &str| {
+            host::get_map_value(MapType::RequestHeaders, name)
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.eq_ignore_ascii_case(value.as_bytes()))
+        };
+        is("connection", "upgrade") && is("upgrade", "websocket")
+    }
+    /// Whether the request body is binary by its headers (Go: `IsBinaryRequestBody`).
+    pub fn is_binary_request_body(&self) -> bool {
+        binary(MapType::RequestHeaders)
+    }
+    /// Whether the response body is binary by its headers (Go: `IsBinaryResponseBody`).
+    pub fn is_binary_response_body(&self) -> bool {
+        binary(MapType::ResponseHeaders)
+    }
+
+    /// Whether this chunk's body is skipped. Marks the body as seen.
+    pub(crate) fn skips_body(&mut self, stream: StreamType) -> bool {
+        let (seen, skip, _) = bits(stream);
+        self.body_flags.0 |= seen;
+        self.body_flags.has(skip)
+    }
+
+    /// The automatic skip, as the request headers arrive with a body to come
+    /// (the headers cannot be read once they went on). Kept out of line so
+    /// that requests without body run the headers callback as before.
+    #[inline(never)]
+    pub(crate) fn check_request_body(&mut self) {
+        if !P::SKIP_BINARY_BODIES {
+            return;
+        }
+        if self.is_websocket() {
+            self.body_flags.0 |= SKIP_REQUEST | SKIP_RESPONSE;
+        } else if self.is_binary_request_body() {
+            self.body_flags.0 |= SKIP_REQUEST;
+        } else {
+            return;
+        }
+        self.log().debug("binary or WebSocket body: not read (Plugin::SKIP_BINARY_BODIES)");
+    }
+
+    /// The automatic skip of a binary response body, as the response headers
+    /// arrive with a body to come, for configs that buffer response bodies.
+    pub(crate) fn check_response_body(&mut self) {
+        if P::SKIP_BINARY_BODIES && self.is_binary_response_body() {
+            self.body_flags.0 |= SKIP_RESPONSE;
+            self.log().debug("binary response body: not read (Plugin::SKIP_BINARY_BODIES)");
+        }
+    }
+}
+
+/// The Go SDK's rule: `content-type` containing `octet-stream` or `grpc`, or any `content-encoding`.
+fn binary(map: MapType) -> bool {
+    let header = |name: &str| host::get_map_value(map, name).ok().flatten();
+    let content_type = header("content-type").unwrap_or_default();
+    let contains = |needle: &[u8]| content_type.windows(needle.len()).any(|w| w == needle);
+    contains(b"octet-stream") || contains(b"grpc") || header("content-encoding").is_some_and(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_asking_for_the_whole_body_overrides_the_config() {
+        let mut flags = BodyFlags::default();
+        assert_eq!(flags.mode(StreamType::Request, BodyMode::Streamed), BodyMode::Streamed);
+        flags.0 |= BUFFER_REQUEST;
+        assert_eq!(flags.mode(StreamType::Request, BodyMode::Streamed), BodyMode::Buffered);
+        assert_eq!(flags.mode(StreamType::Response, BodyMode::Streamed), BodyMode::Streamed);
+        assert_eq!(flags.mode(StreamType::Response, BodyMode::Buffered), BodyMode::Buffered);
+    }
+}
