@@ -133,6 +133,7 @@ mod http;
 mod imports;
 mod redis;
 mod state;
+mod wasi;
 
 pub use exchange::{Event, Exchange, RequestBuilder, Response, UpstreamRequest};
 pub use headers::Headers;
