@@ -14,6 +14,12 @@
 //! runs unchanged on Envoy's 0.2.1 ABI. The two modules importing Higress's
 //! Redis calls cannot load on upstream Envoy at all and run on the test
 //! host's Higress mode only.
+//!
+//! Compared between the two: the status, the request headers the upstream
+//! (httpbin on Envoy) received apart from those the client and Envoy add,
+//! the response header a transformer rule adds, and the JSON body
+//! transformer's body rules forward. Each module's start time on the test
+//! host is printed (`--nocapture`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -318,4 +324,43 @@ fn go_modules_agree_with_envoy() {
         assert_eq!(added.as_deref(), on_envoy.header("x-resp-added"), "{name}: response header x-resp-added");
         println!("{name}: agrees with Envoy: status {}, upstream headers {envoy_upstream:?}", on_envoy.status);
     }
+}
+
+/// transformer with request-body rules: a JSON body is buffered, edited and forwarded.
+const TRANSFORMER_BODY_CONFIG: &str = r#"{
+  "reqRules": [
+    {"operate": "remove", "body": [{"key": "drop"}]},
+    {"operate": "rename", "body": [{"oldKey": "old", "newKey": "new"}]},
+    {"operate": "add", "body": [{"key": "added", "value": "yes", "value_type": "string"}]}
+  ]
+}"#;
+
+#[test]
+fn transformer_rewrites_a_json_body_as_envoy_does() {
+    let body = r#"{"drop": 1, "old": "moved", "keep": true}"#;
+    let expected = serde_json::json!({"new": "moved", "keep": true, "added": "yes"});
+
+    let host = test_host("transformer", TRANSFORMER_BODY_CONFIG);
+    let out = host
+        .request()
+        .method("POST")
+        .path("/anything")
+        .header("content-type", "application/json")
+        .body(body)
+        .upstream(Reply::new(200))
+        .send()
+        .unwrap();
+    let on_host: serde_json::Value = serde_json::from_slice(&out.upstream_request().unwrap().body).unwrap();
+    assert_eq!(on_host, expected, "{:?}", out.logs());
+
+    let httpbin = Httpbin::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rewritten = dir.path().join("transformer.wasm");
+    std::fs::write(&rewritten, with_abi_0_2_1(&std::fs::read(module("transformer")).unwrap())).unwrap();
+    let config = envoy_config("transformer", &rewritten, TRANSFORMER_BODY_CONFIG);
+    let envoy = Envoy::start(&config, &Upstreams::httpbin(httpbin.port())).unwrap();
+    let on_envoy = http::post(&envoy.url("/anything"), body).header("content-type", "application/json").send().unwrap();
+    assert_eq!(on_envoy.status, 200, "{}", on_envoy.text());
+    // httpbin's `json` is the body it received, parsed.
+    assert_eq!(on_envoy.json().unwrap()["json"], on_host, "{}", envoy.plugin_lines().join("\n"));
 }

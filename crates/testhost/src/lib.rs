@@ -139,7 +139,7 @@
 //! test `e2e/tests/go_modules.rs` runs the 13 Go-built modules of the
 //! `gpustack-higress-plugins` 0.5.1 wheel (Higress's `transformer` and
 //! `ai-statistics` among them) here and on a real Envoy 1.40 and compares
-//! statuses and headers. What differs from Envoy:
+//! statuses, headers and a rewritten JSON body. What differs from Envoy:
 //!
 //! * **ABI marker**: these modules export `proxy_abi_version_0_2_100`,
 //!   Higress's marker; the test host accepts it in its Higress mode (the
@@ -151,6 +151,14 @@
 //!   events but first moves the virtual clock to the earliest deadline of the
 //!   call's clock subscriptions (relative or absolute), so a `time.Sleep`
 //!   costs no real time and cannot spin forever on a clock that stands still.
+//! * **Host calls**: besides Proxy-Wasm 0.2.1, the SDK calls the foreign
+//!   function `get_log_level` (answered with the host's level in Higress
+//!   mode; `NotFound` with [`TestHost::envoy`], as on upstream Envoy, where
+//!   the SDK keeps its own level) and reads the properties `route_name`,
+//!   `cluster_name`, `x_request_id` and `plugin_vm_memory` (only what the
+//!   test sets; `NotFound` otherwise). Upstream Envoy 1.40 answers
+//!   `route_name` with an empty value in a request headers callback, where
+//!   Higress gives the route's name.
 //! * **Exit**: Envoy's `proc_exit` only logs at trace and returns to the
 //!   module; here it ends the call as a trap, so a test sees that Go's
 //!   runtime gave up.
