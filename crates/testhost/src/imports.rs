@@ -1,5 +1,5 @@
 //! The host functions a module imports: Proxy-Wasm ABI 0.2.1 (and the few
-//! 0.1.0 ones still seen), Higress's extensions, and a minimal WASI.
+//! 0.1.0 ones still seen) and Higress's extensions; WASI is in [`crate::wasi`].
 //!
 //! Every function checks its pointers against the module's memory and
 //! answers `InvalidMemoryAccess` instead of failing; data handed back to the
@@ -13,14 +13,14 @@ use crate::{Gateway, LogLevel};
 use std::time::Duration;
 use wasmi::{Caller, Error, Linker, Val};
 
-type C<'a> = Caller<'a, State>;
-type R = Result<i32, Error>;
+pub(crate) type C<'a> = Caller<'a, State>;
+pub(crate) type R = Result<i32, Error>;
 
 fn mem(c: &C) -> Option<wasmi::Memory> {
     c.data().memory
 }
 
-fn read(c: &C, ptr: i32, len: i32) -> Option<Vec<u8>> {
+pub(crate) fn read(c: &C, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let memory = mem(c)?;
     let data = memory.data(c);
     let start = ptr as u32 as usize;
@@ -28,7 +28,7 @@ fn read(c: &C, ptr: i32, len: i32) -> Option<Vec<u8>> {
     data.get(start..end).map(<[u8]>::to_vec)
 }
 
-fn write(c: &mut C, ptr: i32, bytes: &[u8]) -> bool {
+pub(crate) fn write(c: &mut C, ptr: i32, bytes: &[u8]) -> bool {
     let Some(memory) = mem(c) else { return false };
     let data = memory.data_mut(c);
     let start = ptr as u32 as usize;
@@ -42,7 +42,7 @@ fn write(c: &mut C, ptr: i32, bytes: &[u8]) -> bool {
     }
 }
 
-fn write_u32(c: &mut C, ptr: i32, v: u32) -> bool {
+pub(crate) fn write_u32(c: &mut C, ptr: i32, v: u32) -> bool {
     write(c, ptr, &v.to_le_bytes())
 }
 
@@ -197,8 +197,8 @@ pub(crate) fn define(linker: &mut Linker<State>, gateway: Gateway) -> Result<(),
     define_calls(linker)?;
     define_shared(linker)?;
     define_metrics(linker)?;
-    define_wasi(linker, "wasi_snapshot_preview1")?;
-    define_wasi(linker, "wasi_unstable")?;
+    crate::wasi::define(linker, "wasi_snapshot_preview1")?;
+    crate::wasi::define(linker, "wasi_unstable")?;
     if gateway == Gateway::Higress {
         define_redis(linker)?;
     }
@@ -911,101 +911,5 @@ fn define_metrics(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerErro
         let Some((_, value)) = c.data().metrics.get(&(id as u32)).cloned() else { return Ok(NOT_FOUND) };
         Ok(if write(&mut c, out, &(value as u64).to_le_bytes()) { OK } else { INVALID_MEMORY_ACCESS })
     })?;
-    Ok(())
-}
-
-/// WASI errno values.
-const ESUCCESS: i32 = 0;
-const EBADF: i32 = 8;
-const EFAULT: i32 = 21;
-const ENOSYS: i32 = 52;
-const ENOTSUP: i32 = 58;
-
-fn define_wasi(l: &mut Linker<State>, m: &str) -> Result<(), wasmi::errors::LinkerError> {
-    l.func_wrap(m, "fd_write", |mut c: C, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| -> R {
-        let level = match fd {
-            1 => LogLevel::Info,
-            2 => LogLevel::Error,
-            _ => return Ok(EBADF),
-        };
-        let mut text = Vec::new();
-        for i in 0..iovs_len.max(0) {
-            let Some(iov) = read(&c, iovs.wrapping_add(i * 8), 8) else { return Ok(EFAULT) };
-            let word = |at: usize| iov.get(at..at + 4).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes);
-            let (Some(buf), Some(len)) = (word(0), word(4)) else { return Ok(EFAULT) };
-            if len != 0 {
-                let Some(bytes) = read(&c, buf, len) else { return Ok(EFAULT) };
-                text.extend_from_slice(&bytes);
-            }
-        }
-        let written = text.len() as u32;
-        let s = c.data_mut();
-        if fd == 1 { &mut s.stdout } else { &mut s.stderr }.extend_from_slice(&text);
-        // Envoy logs each write as one line (info for stdout, error for stderr).
-        if text.last() == Some(&b'\n') {
-            text.pop();
-        }
-        if !text.is_empty() {
-            s.log(level, String::from_utf8_lossy(&text).into_owned());
-        }
-        Ok(if write_u32(&mut c, nwritten, written) { ESUCCESS } else { EFAULT })
-    })?;
-    l.func_wrap(m, "fd_read", |_c: C, _fd: i32, _iovs: i32, _len: i32, _n: i32| -> R { Ok(ENOSYS) })?;
-    l.func_wrap(m, "fd_seek", |_c: C, _fd: i32, _off: i64, _whence: i32, _out: i32| -> R { Ok(ESUCCESS) })?;
-    l.func_wrap(m, "fd_close", |_c: C, _fd: i32| -> R { Ok(ESUCCESS) })?;
-    l.func_wrap(m, "fd_prestat_get", |_c: C, _fd: i32, _out: i32| -> R { Ok(EBADF) })?;
-    l.func_wrap(m, "fd_prestat_dir_name", |_c: C, _fd: i32, _p: i32, _l: i32| -> R { Ok(ENOSYS) })?;
-    l.func_wrap(m, "fd_fdstat_get", |mut c: C, fd: i32, out: i32| -> R {
-        if fd != 1 && fd != 2 {
-            return Ok(EBADF);
-        }
-        let mut stat = [0u8; 24];
-        if let Some(b) = stat.get_mut(8..16) {
-            b.copy_from_slice(&64u64.to_le_bytes());
-        }
-        Ok(if write(&mut c, out, &stat) { ESUCCESS } else { EFAULT })
-    })?;
-    l.func_wrap(m, "environ_sizes_get", |mut c: C, count_ptr: i32, size_ptr: i32| -> R {
-        let env = c.data().env.clone();
-        let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-        if !write_u32(&mut c, count_ptr, env.len() as u32) || !write_u32(&mut c, size_ptr, size as u32) {
-            return Ok(EFAULT);
-        }
-        Ok(ESUCCESS)
-    })?;
-    l.func_wrap(m, "environ_get", |mut c: C, mut array: i32, mut buf: i32| -> R {
-        let env = c.data().env.clone();
-        for (k, v) in env {
-            let entry = format!("{k}={v}\0");
-            if !write_u32(&mut c, array, buf as u32) || !write(&mut c, buf, entry.as_bytes()) {
-                return Ok(EFAULT);
-            }
-            buf = buf.wrapping_add(entry.len() as i32);
-            array = array.wrapping_add(4);
-        }
-        Ok(ESUCCESS)
-    })?;
-    l.func_wrap(m, "args_sizes_get", |mut c: C, argc: i32, size: i32| -> R {
-        Ok(if write_u32(&mut c, argc, 0) && write_u32(&mut c, size, 0) { ESUCCESS } else { EFAULT })
-    })?;
-    l.func_wrap(m, "args_get", |_c: C, _argv: i32, _buf: i32| -> R { Ok(ESUCCESS) })?;
-    l.func_wrap(m, "clock_time_get", |mut c: C, id: i32, _precision: i64, out: i32| -> R {
-        // Envoy serves the realtime clock only.
-        if id != 0 {
-            return Ok(ENOTSUP);
-        }
-        let now = c.data().now;
-        Ok(if write(&mut c, out, &now.to_le_bytes()) { ESUCCESS } else { EFAULT })
-    })?;
-    l.func_wrap(m, "random_get", |mut c: C, ptr: i32, len: i32| -> R {
-        let mut bytes = Vec::with_capacity(len.max(0) as usize);
-        while bytes.len() < len.max(0) as usize {
-            bytes.extend_from_slice(&c.data_mut().next_random().to_le_bytes());
-        }
-        bytes.truncate(len.max(0) as usize);
-        Ok(if write(&mut c, ptr, &bytes) { ESUCCESS } else { EFAULT })
-    })?;
-    l.func_wrap(m, "sched_yield", |_c: C| -> R { Ok(ESUCCESS) })?;
-    l.func_wrap(m, "proc_exit", |_c: C, code: i32| -> Result<(), Error> { Err(Error::i32_exit(code)) })?;
     Ok(())
 }

@@ -115,9 +115,12 @@
 //!   exchange is reported [`Exchange::stalled`] and torn down.
 //! * **Logs**: `proxy_log` lines below the host's level (default `Info`) are
 //!   dropped; WASI stdout/stderr writes become `Info`/`Error` lines, as
-//!   Envoy logs them. WASI: only the realtime clock (others `ENOTSUP`),
-//!   deterministic `random_get`, no args, environment from [`TestHost::env`],
-//!   `proc_exit` ends the call as a trap.
+//!   Envoy logs them. WASI (module `wasi`): the realtime and monotonic
+//!   clocks both read the virtual clock (others `ENOTSUP`), deterministic
+//!   `random_get` (at most 64 KiB, else `EINVAL`), no args, environment from
+//!   [`TestHost::env`], no files (`path_open` `ENOENT`, `path_filestat_get`
+//!   `ENOTSUP`, `fd_fdstat_set_flags` `ENOSYS`, no preopens), `poll_oneoff`
+//!   and `sched_yield` as below; `proc_exit` ends the call as a trap.
 //! * **Properties**: only what the test sets, plus `plugin_name`. Dots in
 //!   [`TestHost::property`] separate path parts (`xds.route_name`).
 //!   `proxy_set_property` stores per stream (a root context: `NotFound`).
@@ -125,6 +128,46 @@
 //!   and connection attributes Envoy computes (`request.*`, `source.*`), the
 //!   headers Envoy adds (`x-request-id`, `x-envoy-*`), and body arriving
 //!   over time (every chunk is there at once).
+
+//!
+//! ## Go-built modules (Go 1.24, `GOOS=wasip1`, the Higress Go SDK)
+//!
+//! Modules built by Go 1.24 with Higress's `wasm-go` SDK run as on Envoy:
+//! their `_initialize` (Go's runtime start) runs before
+//! `proxy_on_context_create`, and the WASI calls Go's runtime makes are
+//! answered as Envoy 1.40's proxy-wasm-cpp-host answers them. The end-to-end
+//! test `e2e/tests/go_modules.rs` runs the 13 Go-built modules of the
+//! `gpustack-higress-plugins` 0.5.1 wheel (Higress's `transformer` and
+//! `ai-statistics` among them) here and on a real Envoy 1.40 and compares
+//! statuses, headers and a rewritten JSON body. What differs from Envoy:
+//!
+//! * **ABI marker**: these modules export `proxy_abi_version_0_2_100`,
+//!   Higress's marker; the test host accepts it in its Higress mode (the
+//!   default) and refuses it with [`TestHost::envoy`], as upstream Envoy
+//!   refuses it ("Missing or unknown Proxy-Wasm ABI version").
+//! * **Sleeping**: Go's scheduler waits for its next timer with
+//!   `poll_oneoff`. Envoy returns at once with no events, so the module spins
+//!   in real time until the timer is due; the test host also reports no
+//!   events but first moves the virtual clock to the earliest deadline of the
+//!   call's clock subscriptions (relative or absolute), so a `time.Sleep`
+//!   costs no real time and cannot spin forever on a clock that stands still.
+//! * **Host calls**: besides Proxy-Wasm 0.2.1, the SDK calls the foreign
+//!   function `get_log_level` (answered with the host's level in Higress
+//!   mode; `NotFound` with [`TestHost::envoy`], as on upstream Envoy, where
+//!   the SDK keeps its own level) and reads the properties `route_name`,
+//!   `cluster_name`, `x_request_id` and `plugin_vm_memory` (only what the
+//!   test sets; `NotFound` otherwise). Upstream Envoy 1.40 answers
+//!   `route_name` with an empty value in a request headers callback, where
+//!   Higress gives the route's name.
+//! * **Exit**: Envoy's `proc_exit` only logs at trace and returns to the
+//!   module; here it ends the call as a trap, so a test sees that Go's
+//!   runtime gave up.
+//! * **Start time**: starting a Go module's VM (compiling 5-10 MB of Wasm
+//!   and running Go's runtime start) takes about 0.6-2.6 s per module on the
+//!   test host (measured on a shared 2-core machine, test build with wasmi at
+//!   `opt-level = 3`; `e2e/tests/go_modules.rs` prints it for each module),
+//!   against milliseconds for a Rust module. Load a Go module once per test
+//!   and send several requests through it.
 
 mod build;
 mod exchange;
@@ -134,6 +177,7 @@ mod http;
 mod imports;
 mod redis;
 mod state;
+mod wasi;
 
 pub use exchange::{Event, Exchange, RequestBuilder, Response, UpstreamRequest};
 pub use headers::Headers;
