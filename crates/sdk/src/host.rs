@@ -1,11 +1,10 @@
 //! The Proxy-Wasm host functions the SDK calls, each returning a `Result`.
 //!
-//! The `proxy-wasm` crate's own wrappers panic on any status they do not expect
-//! (and on header values that are not UTF-8); in Wasm a panic traps and kills the
-//! VM with every request on it. So the SDK declares the ABI 0.2.1 imports it needs
-//! itself and turns every status into a value. The `proxy-wasm` crate still owns
-//! the exports (context dispatch) and HTTP call dispatch, which must go through it
-//! so that its dispatcher can route the response back.
+//! A host may answer any status, including ones the ABI does not name; a
+//! wrapper that panics on an unexpected one traps and kills the VM with every
+//! request on it. So the SDK declares every ABI 0.2.1 import it uses here,
+//! and turns every status into a value. Its exports (the other half of the
+//! boundary) are in `dispatch.rs`.
 
 use std::ptr::{null, null_mut};
 
@@ -133,6 +132,19 @@ extern "C" {
         return_size: *mut usize,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         details_data: *const u8,
@@ -307,15 +319,44 @@ pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) 
     })
 }
 
-/// Makes `context_id` the context later host calls act on.
-#[cfg(feature = "redis")]
+/// Makes `context_id` the context later host calls act on (before delivering
+/// an answer to the context that asked: hosts call back on the root context).
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_set_effective_context(context_id: u32) -> u32;
-    }
     // SAFETY: plain value argument.
     check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// Starts an HTTP call to `cluster`; the answer comes to
+/// `proxy_on_http_call_response` with the token returned here.
+pub fn dispatch_http_call(
+    cluster: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    trailers: &[(&str, &[u8])],
+    timeout_ms: u32,
+) -> HostResult<u32> {
+    /// An empty header map on the wire: a zero count (no allocation).
+    const NO_PAIRS: [u8; 4] = [0; 4];
+    let headers = crate::pairs::encode(headers);
+    let trailers = if trailers.is_empty() { Vec::new() } else { crate::pairs::encode(trailers) };
+    let trailers: &[u8] = if trailers.is_empty() { &NO_PAIRS } else { &trailers };
+    let mut token: u32 = 0;
+    // SAFETY: every pointer/length pair describes a live buffer; the out-pointer is valid.
+    check(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            if body.is_empty() { null() } else { body.as_ptr() },
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
 }
 
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).

@@ -317,13 +317,17 @@ impl<'a> HttpCall<'a> {
                 &request_authority
             }
         };
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 3);
-        headers.push((":method", self.method.as_str()));
-        headers.push((":path", &path));
-        headers.push((":authority", authority));
-        headers.extend(self.headers.iter().filter(|(name, _)| !name.starts_with(':')));
-        let body = (!self.body.is_empty()).then_some(self.body);
-        req.dispatch_http(cluster, headers, body, self.timeout, Box::new(callback))
+        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + 3);
+        headers.push((":method", self.method.as_str().as_bytes()));
+        headers.push((":path", path.as_bytes()));
+        headers.push((":authority", authority.as_bytes()));
+        headers.extend(
+            self.headers
+                .iter()
+                .filter(|(name, _)| !name.starts_with(':'))
+                .map(|(name, value)| (*name, value.as_bytes())),
+        );
+        req.dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
             .map_err(|status| fail(describe_dispatch_failure(status)))
     }
 }
@@ -332,7 +336,6 @@ fn describe_dispatch_failure(status: Status) -> String {
     match status {
         Status::BAD_ARGUMENT => "the host refused it (BadArgument: unknown cluster or bad headers)".to_string(),
         Status::INTERNAL_FAILURE => "the host could not start it (InternalFailure)".to_string(),
-        Status(12) => "HTTP calls cannot start from a Redis callback (start them from a hook)".to_string(),
         other => format!("the host returned {other}"),
     }
 }

@@ -1,7 +1,9 @@
 //! # gateway-sdk
 //!
 //! Write gateway plugins for Higress and Envoy in Rust: what the Higress Go
-//! `wrapper` gives, typed, on top of the `proxy-wasm` crate (ABI 0.2.1).
+//! `wrapper` gives, typed, on Proxy-Wasm ABI 0.2.1. The SDK declares every
+//! host function it imports and exports every callback itself, so nothing a
+//! host answers can trap the VM.
 //!
 //! A plugin is a type implementing [`Plugin`]: a name, a config type parsed by
 //! serde from the host's JSON, a per-request state type, and hooks for the HTTP
@@ -45,7 +47,7 @@
 //! * **Requests** ([`Request`]): headers, bodies, local answers, resume, and
 //!   the typed per-request [`Request::state`]; nothing is read from the host
 //!   until asked for.
-//! * **Flow** ([`action`]): the seed's header and data states, and what each
+//! * **Flow** ([`action`]): the Higress Go SDK's header and data states, and what each
 //!   becomes on the host.
 //! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
 //!   the callback gets the same request back.
@@ -61,6 +63,7 @@ pub mod action;
 #[cfg(target_family = "wasm")]
 mod alloc;
 pub mod config;
+mod dispatch;
 pub mod fields;
 mod host;
 pub mod http;
@@ -178,9 +181,10 @@ pub fn now() -> std::time::SystemTime {
 macro_rules! main {
     ($plugin:ty) => {
         #[cfg(target_family = "wasm")]
-        $crate::__private::proxy_wasm::main! {{
-            $crate::__private::register::<$plugin>();
-        }}
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::__private::initialize::<$plugin>();
+        }
     };
 }
 
@@ -192,6 +196,5 @@ pub mod __fuzz {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::stream::register;
-    pub use proxy_wasm;
+    pub use crate::stream::{initialize, register};
 }
