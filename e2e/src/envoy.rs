@@ -3,7 +3,7 @@
 //! [`Envoy::start`] writes the rendered config to a temp dir and runs
 //!
 //! ```text
-//! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1
+//! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1 (or N)
 //!       -l warning --component-log-level wasm:debug --admin-address-path admin.txt
 //! ```
 //!
@@ -47,18 +47,24 @@ pub struct FailedStart {
 impl Envoy {
     /// Starts Envoy on `config` and waits until it is ready.
     pub fn start(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<Envoy> {
-        Envoy::start_logging(config, upstreams, None)
+        Envoy::start_logging(config, upstreams, None, 1)
+    }
+
+    /// [`Envoy::start`] with `workers` worker threads (`--concurrency`): each
+    /// worker runs its own Wasm VM, for tests of what VMs share.
+    pub fn start_with_workers(config: &EnvoyConfig, upstreams: &Upstreams, workers: u32) -> Result<Envoy> {
+        Envoy::start_logging(config, upstreams, None, workers)
     }
 
     /// [`Envoy::start`] with every component, plugins included, logging at
     /// `level` (`"trace"`, `"debug"`, ...) instead of `warning` with `wasm:debug`:
     /// for tests that read everything Envoy writes (secrets must stay out of it).
     pub fn start_with_log_level(config: &EnvoyConfig, upstreams: &Upstreams, level: &str) -> Result<Envoy> {
-        Envoy::start_logging(config, upstreams, Some(level))
+        Envoy::start_logging(config, upstreams, Some(level), 1)
     }
 
-    fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<Envoy> {
-        let (mut process, dir) = spawn(config, upstreams, level)?;
+    fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>, workers: u32) -> Result<Envoy> {
+        let (mut process, dir) = spawn(config, upstreams, level, workers)?;
         let admin_file = dir.path().join("admin.txt");
         let ready = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -78,7 +84,7 @@ impl Envoy {
     /// Runs Envoy on a config it must refuse, and returns how it exited.
     /// An error if it starts after all (or does not exit in time).
     pub fn start_expecting_failure(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<FailedStart> {
-        let (mut process, dir) = spawn(config, upstreams, None)?;
+        let (mut process, dir) = spawn(config, upstreams, None, 1)?;
         let admin_file = dir.path().join("admin.txt");
         let exited = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -183,8 +189,14 @@ pub fn plugin_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the config and starts the binary (every component at `level` when given).
-fn spawn(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<(ChildProcess, TempDir)> {
+/// Writes the config and starts the binary (every component at `level` when
+/// given) with `workers` worker threads.
+fn spawn(
+    config: &EnvoyConfig,
+    upstreams: &Upstreams,
+    level: Option<&str>,
+    workers: u32,
+) -> Result<(ChildProcess, TempDir)> {
     let binary = paths::envoy_binary()?;
     let dir = tempfile::Builder::new().prefix("e2e-envoy-").tempdir().context(|| "creating a temp dir".into())?;
     let config_path = dir.path().join("config.json");
@@ -194,7 +206,7 @@ fn spawn(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Re
         .current_dir(dir.path())
         .arg("-c")
         .arg(&config_path)
-        .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1"])
+        .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", &workers.to_string()])
         .args(match level {
             Some(level) => vec!["-l".to_string(), level.to_string()],
             None => vec![

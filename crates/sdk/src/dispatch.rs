@@ -58,7 +58,10 @@ pub(crate) trait Contexts {
     fn request_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction;
     fn response_headers(&mut self, context_id: u32, end_of_stream: bool) -> HostAction;
     fn response_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction;
-    /// An answer for `context_id`, found in the callout table.
+    fn tick(&mut self, root_id: u32);
+    fn queue_ready(&mut self, root_id: u32, queue_id: u32);
+    /// An answer for `context_id` (a request, or a root for calls made
+    /// outside requests), found in the callout table.
     fn answer(&mut self, context_id: u32, callout: Callout, answer: Answer);
     fn log(&mut self, context_id: u32);
     fn delete(&mut self, context_id: u32);
@@ -208,6 +211,16 @@ pub extern "C" fn proxy_on_http_call_response(
 #[no_mangle]
 pub extern "C" fn proxy_on_redis_call_response(_context_id: u32, callout_id: u32, status: u32, response_size: usize) {
     deliver(Callout::Redis(callout_id), Answer { size: response_size, status });
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_context_id: u32) {
+    with((), |c| c.tick(root_context_id));
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(root_context_id: u32, queue_id: u32) {
+    with((), |c| c.queue_ready(root_context_id, queue_id));
 }
 
 #[no_mangle]

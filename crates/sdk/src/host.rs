@@ -15,6 +15,8 @@ pub struct Status(pub u32);
 impl Status {
     pub const NOT_FOUND: Status = Status(1);
     pub const BAD_ARGUMENT: Status = Status(2);
+    pub const EMPTY: Status = Status(7);
+    pub const CAS_MISMATCH: Status = Status(8);
     pub const INTERNAL_FAILURE: Status = Status(10);
 
     /// The ABI's name for this status.
@@ -357,6 +359,94 @@ pub fn dispatch_http_call(
         )
     })?;
     Ok(token)
+}
+
+// Shared data, shared queues and the tick: what a plugin uses outside a
+// request (see `shared.rs` and `lifetime.rs`).
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id_data: *const u8,
+        vm_id_size: usize,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(queue_id: u32, return_value_data: *mut *mut u8, return_value_size: *mut usize)
+        -> u32;
+}
+
+/// Asks for `proxy_on_tick` every `period_ms` milliseconds (0: no more ticks).
+pub fn set_tick_period(period_ms: u32) -> HostResult<()> {
+    // SAFETY: plain value argument.
+    check(unsafe { proxy_set_tick_period_milliseconds(period_ms) })
+}
+
+/// A shared value and its CAS version; `None` when absent.
+pub fn get_shared_data(key: &str) -> HostResult<Option<(Vec<u8>, u32)>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: key pointer/length are live; out-pointers are valid.
+    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match check(status) {
+        // SAFETY: the host returned a buffer it allocated with our allocator.
+        Ok(()) => Ok(Some((unsafe { take_host_bytes(data, size) }, cas))),
+        Err(Status::NOT_FOUND) => Ok(None),
+        Err(status) => Err(status),
+    }
+}
+
+/// Sets a shared value; `cas` 0 writes whatever the current version.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+    // SAFETY: pointers and lengths describe live slices.
+    check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+pub fn register_shared_queue(name: &str) -> HostResult<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: the pointer/length describe a live string; the out-pointer is valid.
+    check(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn resolve_shared_queue(vm_id: &str, name: &str) -> HostResult<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: pointers/lengths describe live strings; the out-pointer is valid.
+    check(unsafe { proxy_resolve_shared_queue(vm_id.as_ptr(), vm_id.len(), name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn enqueue_shared_queue(queue_id: u32, value: &[u8]) -> HostResult<()> {
+    // SAFETY: the pointer/length describe a live slice.
+    check(unsafe { proxy_enqueue_shared_queue(queue_id, value.as_ptr(), value.len()) })
+}
+
+/// The first item of a queue; `Err(Status::EMPTY)` when there is none.
+pub fn dequeue_shared_queue(queue_id: u32) -> HostResult<Vec<u8>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the host fills them with an allocation of ours.
+    check(unsafe { proxy_dequeue_shared_queue(queue_id, &mut data, &mut size) })?;
+    // SAFETY: the host returned a buffer it allocated with our allocator.
+    Ok(unsafe { take_host_bytes(data, size) })
 }
 
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).

@@ -18,7 +18,7 @@
 //! refuses the call, e.g. for a cluster it does not know.
 
 use crate::host::{self, BufferType, MapType, Status};
-use crate::{Plugin, Request};
+use crate::{Plugin, PluginContext, Request};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -317,6 +317,42 @@ impl<'a> HttpCall<'a> {
                 &request_authority
             }
         };
+        let headers = self.wire_headers(&path, authority);
+        req.dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
+            .map_err(|status| fail(describe_dispatch_failure(status)))
+    }
+
+    /// Dispatches the call outside any request: from [`Plugin::on_start`] or
+    /// a timer ([`PluginContext::every`]); `callback` gets the plugin back
+    /// with the answer. The client needs a fixed cluster ([`Cluster::Route`]
+    /// names the current request's, and there is none).
+    ///
+    /// ```ignore
+    /// client.get("/status/200").send_from_plugin(plugin, |plugin, resp| {
+    ///     plugin.log().info(format_args!("status {}", resp.status()));
+    /// })?;
+    /// ```
+    pub fn send_from_plugin<P: Plugin>(
+        self,
+        plugin: &mut PluginContext<'_, P>,
+        callback: impl for<'b> FnOnce(&mut PluginContext<'b, P>, &HttpResponse) + 'static,
+    ) -> Result<(), HttpCallError> {
+        let Some(cluster) = self.client.cluster_name.as_deref() else {
+            return Err(HttpCallError {
+                cluster: String::new(),
+                reason: "a call outside a request needs a fixed cluster, not the route's".to_string(),
+            });
+        };
+        let (url_authority, path) = split_url(self.url);
+        let authority = url_authority.or(self.client.host_name.as_deref()).unwrap_or_default();
+        let headers = self.wire_headers(&path, authority);
+        plugin
+            .dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
+            .map_err(|status| HttpCallError { cluster: cluster.to_string(), reason: describe_dispatch_failure(status) })
+    }
+
+    /// The call's headers as the host takes them: pseudo-headers first.
+    fn wire_headers<'b>(&'b self, path: &'b str, authority: &'b str) -> Vec<(&'b str, &'b [u8])> {
         let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + 3);
         headers.push((":method", self.method.as_str().as_bytes()));
         headers.push((":path", path.as_bytes()));
@@ -327,8 +363,7 @@ impl<'a> HttpCall<'a> {
                 .filter(|(name, _)| !name.starts_with(':'))
                 .map(|(name, value)| (*name, value.as_bytes())),
         );
-        req.dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
-            .map_err(|status| fail(describe_dispatch_failure(status)))
+        headers
     }
 }
 

@@ -53,6 +53,9 @@
 //!   the callback gets the same request back.
 //! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
 //!   a plugin that enables it imports the Higress host functions).
+//! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
+//!   timers, HTTP calls outside requests, and data and queues shared by
+//!   every VM (worker) of the plugin.
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
 //!
@@ -68,6 +71,7 @@ pub mod fields;
 mod host;
 pub mod http;
 mod json;
+pub mod lifetime;
 pub mod log;
 mod pairs;
 #[cfg(feature = "redis")]
@@ -75,22 +79,25 @@ pub mod redis;
 mod request;
 #[cfg(feature = "schema")]
 pub mod schema;
+pub mod shared;
 mod stream;
 
 pub use action::{BodyMode, DataAction, HeaderAction};
 pub use config::{ConfigError, RuleMode};
 pub use host::LogLevel;
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
+pub use lifetime::PluginContext;
 pub use log::{Log, Redacted};
 #[cfg(feature = "redis")]
 pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
+pub use shared::{Cas, SharedError, SharedQueue};
 
 /// Everything a plugin usually needs, and serde's `Deserialize`.
 pub mod prelude {
     pub use crate::{
-        Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, Redacted, Request,
-        RuleMode,
+        Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, PluginContext, Redacted,
+        Request, RuleMode,
     };
     pub use serde::Deserialize;
 }
@@ -118,6 +125,29 @@ pub trait Plugin: Sized + 'static {
     fn on_configure(config: &Self::Config, log: &Log<'_>) -> Result<(), String> {
         let _ = (config, log);
         Ok(())
+    }
+
+    /// The plugin started, or was reconfigured: after the configuration was
+    /// parsed and checked (Go's `PrePluginStartOrReload`). Register timers
+    /// ([`PluginContext::every`]) or make HTTP calls here; an error fails
+    /// plugin start, as a bad configuration does. A reload first drops the
+    /// timers the last start registered.
+    ///
+    /// ```ignore
+    /// fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
+    ///     plugin.every(Duration::from_secs(10), |plugin| plugin.log().info("tick"));
+    ///     Ok(())
+    /// }
+    /// ```
+    fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
+        let _ = plugin;
+        Ok(())
+    }
+
+    /// Data arrived on a [`SharedQueue`] this VM registered
+    /// ([`SharedQueue::register`]); take it with [`SharedQueue::dequeue`].
+    fn on_queue_ready(plugin: &mut PluginContext<'_, Self>, queue: SharedQueue) {
+        let _ = (plugin, queue);
     }
 
     /// How the request body reaches [`Plugin::on_request_body`] for requests

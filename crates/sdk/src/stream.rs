@@ -11,7 +11,9 @@ use crate::action::HostAction;
 use crate::config::Rules;
 use crate::dispatch::{self, Answer, Callout, Contexts};
 use crate::host::{self, BufferType, StreamType};
+use crate::lifetime::{PluginContext, PluginLife};
 use crate::log::Log;
+use crate::shared::SharedQueue;
 use crate::{Plugin, Request};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -19,16 +21,22 @@ use std::rc::Rc;
 pub(crate) struct Root<P: Plugin> {
     rules: Rc<Rules<P::Config>>,
     configured: bool,
+    life: PluginLife<P>,
 }
 
 impl<P: Plugin> Root<P> {
     pub(crate) fn new() -> Self {
         // Until configured, requests pass untouched: no global config, no rules.
-        Root { rules: Rc::new(Rules::empty()), configured: false }
+        Root { rules: Rc::new(Rules::empty()), configured: false, life: PluginLife::new() }
+    }
+
+    /// The plugin-wide handle of this root context.
+    pub(crate) fn context(&mut self, root_id: u32) -> PluginContext<'_, P> {
+        PluginContext::new(&self.rules, &mut self.life, root_id)
     }
 
     /// Reads and checks the plugin configuration; `false` fails plugin start.
-    pub(crate) fn on_configure(&mut self, size: usize) -> bool {
+    pub(crate) fn on_configure(&mut self, root_id: u32, size: usize) -> bool {
         let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, size) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
@@ -49,7 +57,15 @@ impl<P: Plugin> Root<P> {
                 log.info(if self.configured { "configuration replaced" } else { "configured" });
                 self.rules = Rc::new(rules);
                 self.configured = true;
-                true
+                let mut plugin = self.context(root_id);
+                plugin.clear_timers();
+                match P::on_start(&mut plugin) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        plugin.log().critical(format_args!("plugin start failed: {err}"));
+                        false
+                    }
+                }
             }
             Err(err) => {
                 Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
@@ -117,7 +133,7 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
 
     fn configure(&mut self, root_id: u32, size: usize) -> bool {
         match self.roots.get_mut(&root_id) {
-            Some(root) => root.on_configure(size),
+            Some(root) => root.on_configure(root_id, size),
             None => {
                 self.logger().critical(format_args!("configuration for unknown root context {root_id}"));
                 false
@@ -141,7 +157,25 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         self.phase(context_id, |req| req.on_body(StreamType::Response, size, end_of_stream))
     }
 
+    fn tick(&mut self, root_id: u32) {
+        match self.roots.get_mut(&root_id) {
+            Some(root) => root.context(root_id).on_tick(),
+            None => self.logger().warn(format_args!("tick for unknown root context {root_id} ignored")),
+        }
+    }
+
+    fn queue_ready(&mut self, root_id: u32, queue_id: u32) {
+        match self.roots.get_mut(&root_id) {
+            Some(root) => P::on_queue_ready(&mut root.context(root_id), SharedQueue::from_id(queue_id)),
+            None => self.logger().warn(format_args!("queue {queue_id} ready for unknown root context {root_id}")),
+        }
+    }
+
     fn answer(&mut self, context_id: u32, callout: Callout, answer: Answer) {
+        if let (Some(root), Callout::Http(token)) = (self.roots.get_mut(&context_id), callout) {
+            root.context(context_id).on_http_response(token, answer.size);
+            return;
+        }
         let Some(request) = self.requests.get_mut(&context_id) else {
             self.logger().debug(format_args!("answer to {callout} for a context that is gone ({context_id}) dropped"));
             return;

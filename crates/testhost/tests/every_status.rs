@@ -4,7 +4,7 @@
 //! requests (with bodies and calls) go through. A trap would kill the VM with
 //! every request on it; the module must log, go on or refuse instead.
 //!
-//! Needs `dist/` and the probe fixture (`cargo xtask build`).
+//! Needs `dist/` and the fixtures (`cargo xtask build`).
 
 use gateway_testhost::{Error, HttpUpstream, RedisReply, RedisUpstream, Reply, TestHost};
 use std::path::PathBuf;
@@ -20,9 +20,10 @@ fn dist(name: &str) -> PathBuf {
     root().join("dist").join(format!("{name}.wasm"))
 }
 
-fn probe() -> PathBuf {
+/// A test fixture of `e2e/fixtures`, as `cargo xtask build` leaves it.
+fn fixture(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |dir| root().join(dir));
-    target.join("wasm32-wasip1/release/probe.wasm")
+    target.join(format!("wasm32-wasip1/release/{name}.wasm"))
 }
 
 /// A plugin, its config, and the upstreams its calls need.
@@ -45,7 +46,7 @@ fn cases() -> Vec<Case> {
             config: r#"{"serviceName": "redis.dns", "servicePort": 6379, "qpm": 5}"#,
         },
         Case {
-            module: probe(),
+            module: fixture("probe"),
             config: r#"{
                 "call": {"cluster": "outbound|80||token.dns", "path": "/status/200", "timeoutMs": 500,
                          "then": {"setRequestHeader": {"x-after-call": "1"}}},
@@ -72,7 +73,7 @@ fn host(case: &Case) -> Result<TestHost, Error> {
 /// effective, say); the test host then stops the VM, as a strict host would,
 /// but that is no trap, and Envoy ignores such calls.
 fn exercise(host: &TestHost) -> Result<(), String> {
-    let sends: [&dyn Fn() -> Result<(), Error>; 3] = [
+    let sends: [&dyn Fn() -> Result<(), Error>; 4] = [
         &|| host.request().path("/get").header("x-token", "c").send().map(drop),
         &|| {
             host.request()
@@ -84,7 +85,8 @@ fn exercise(host: &TestHost) -> Result<(), String> {
                 .send()
                 .map(drop)
         },
-        // Answers still pending (delayed ones, timeouts) arrive too.
+        // Timers, and the answers still pending (delayed ones, timeouts).
+        &|| host.tick(),
         &|| host.settle(),
     ];
     for send in sends {
