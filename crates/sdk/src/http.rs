@@ -165,6 +165,8 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    Connect,
+    Trace,
 }
 
 impl Method {
@@ -177,6 +179,8 @@ impl Method {
             Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
         }
     }
 }
@@ -532,6 +536,13 @@ mod tests {
         assert_eq!(split("http://h:8/x/y?z"), (Some("h:8"), "/x/y?z".to_string()));
         assert_eq!(split("https://h"), (Some("h"), "/".to_string()));
         assert_eq!(split("http://h?q=1"), (Some("h"), "/?q=1".to_string()));
+    }
+
+    #[test]
+    fn every_method_has_its_wire_name() {
+        assert_eq!(Method::Connect.as_str(), "CONNECT");
+        assert_eq!(Method::Trace.as_str(), "TRACE");
+        assert_eq!(Method::Patch.as_str(), "PATCH");
     }
 
     #[test]

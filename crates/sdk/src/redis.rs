@@ -199,6 +199,36 @@ impl RedisClient {
         Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
     }
 
+    /// A client whose commands Higress buffers as asked: sent when
+    /// `max_buffer_size_before_flush` bytes are waiting or `flush_timeout_ms`
+    /// passed, whichever comes first (Go's `WithBufferFlushTimeout` and
+    /// `WithMaxBufferSizeBeforeFlush`; [`RedisClient::new`] uses 3 ms and 1024 bytes).
+    ///
+    /// ```ignore
+    /// let redis = RedisClient::with_buffering(&cluster, RedisOptions::default(), 0, 0)?; // no buffering
+    /// ```
+    pub fn with_buffering(
+        cluster: &Cluster,
+        options: RedisOptions,
+        flush_timeout_ms: u32,
+        max_buffer_size_before_flush: u32,
+    ) -> Result<Self, String> {
+        let client = RedisClient::new(cluster, options)?;
+        let target = &client.target;
+        let base = target.upstream.split("buffer_flush_timeout=").next().unwrap_or_default();
+        let upstream = format!(
+            "{base}buffer_flush_timeout={flush_timeout_ms}&max_buffer_size_before_flush={max_buffer_size_before_flush}"
+        );
+        let options = target.options.clone();
+        Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
+    }
+
+    /// Whether the host's connection is open: [`RedisClient::init`] succeeded
+    /// and no command found it gone since (Go's `Ready`).
+    pub fn ready(&self) -> bool {
+        self.target.ready.get()
+    }
+
     /// The upstream string passed to the host (`<cluster>?db=...`).
     pub fn upstream(&self) -> &str {
         &self.target.upstream
@@ -709,6 +739,18 @@ mod tests {
             Value::Array(vec![Value::Data(b"a".to_vec()), Value::Nil]).into_data_list(),
             Ok(vec![Some(b"a".to_vec()), None])
         );
+    }
+
+    #[test]
+    fn buffering_options_reach_the_upstream_name() {
+        let cluster = Cluster::service("redis.dns", Some(6379)).unwrap();
+        let options = RedisOptions { database: 2, ..RedisOptions::default() };
+        let client = RedisClient::with_buffering(&cluster, options, 0, 16).unwrap();
+        assert_eq!(
+            client.upstream(),
+            "outbound|6379||redis.dns?db=2&buffer_flush_timeout=0&max_buffer_size_before_flush=16"
+        );
+        assert!(!client.ready());
     }
 
     #[test]
