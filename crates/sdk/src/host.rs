@@ -449,6 +449,30 @@ pub fn dequeue_shared_queue(queue_id: u32) -> HostResult<Vec<u8>> {
     Ok(unsafe { take_host_bytes(data, size) })
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Calls a function the host offers by name; its result bytes.
+pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointers/lengths describe live slices; out-pointers are valid.
+    check(unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), argument.as_ptr(), argument.len(), &mut data, &mut size)
+    })?;
+    // SAFETY: the host returned a buffer it allocated with our allocator.
+    Ok(unsafe { take_host_bytes(data, size) })
+}
+
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).
 #[cfg(feature = "redis")]
 pub mod redis {

@@ -68,6 +68,7 @@ mod alloc;
 pub mod config;
 mod dispatch;
 pub mod fields;
+pub mod foreign;
 mod host;
 pub mod http;
 mod json;
