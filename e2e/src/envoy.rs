@@ -3,7 +3,7 @@
 //! [`Envoy::start`] writes the rendered config to a temp dir and runs
 //!
 //! ```text
-//! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1
+//! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1 (or N)
 //!       -l warning --component-log-level wasm:debug --admin-address-path admin.txt
 //! ```
 //!
@@ -57,21 +57,27 @@ pub struct FailedStart {
 impl Envoy {
     /// Starts Envoy on `config` and waits until it is ready.
     pub fn start(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<Envoy> {
-        Envoy::start_logging(config, upstreams, None)
+        Envoy::start_logging(config, upstreams, None, 1)
+    }
+
+    /// [`Envoy::start`] with `workers` worker threads (`--concurrency`): each
+    /// worker runs its own Wasm VM, for tests of what VMs share.
+    pub fn start_with_workers(config: &EnvoyConfig, upstreams: &Upstreams, workers: u32) -> Result<Envoy> {
+        Envoy::start_logging(config, upstreams, None, workers)
     }
 
     /// [`Envoy::start`] with every component, plugins included, logging at
     /// `level` (`"trace"`, `"debug"`, ...) instead of `warning` with `wasm:debug`:
     /// for tests that read everything Envoy writes (secrets must stay out of it).
     pub fn start_with_log_level(config: &EnvoyConfig, upstreams: &Upstreams, level: &str) -> Result<Envoy> {
-        Envoy::start_logging(config, upstreams, Some(level))
+        Envoy::start_logging(config, upstreams, Some(level), 1)
     }
 
     /// [`Envoy::start`], but when Envoy does not start its log stays on disk
     /// (the temp dir is kept) and comes back with the error: what
     /// `cargo xtask up` shows a person.
     pub fn start_keeping_log(config: &EnvoyConfig, upstreams: &Upstreams) -> std::result::Result<Envoy, StartFailure> {
-        let (process, dir) = spawn(config, upstreams, None).map_err(|error| StartFailure {
+        let (process, dir) = spawn(config, upstreams, None, 1).map_err(|error| StartFailure {
             error,
             log: String::new(),
             log_path: None,
@@ -87,8 +93,8 @@ impl Envoy {
         Err(StartFailure { error, log, log_path: Some(kept.join("envoy.log")) })
     }
 
-    fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<Envoy> {
-        let (process, dir) = spawn(config, upstreams, level)?;
+    fn start_logging(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>, workers: u32) -> Result<Envoy> {
+        let (process, dir) = spawn(config, upstreams, level, workers)?;
         Envoy::wait_ready(process, dir).map_err(|failed| failed.0)
     }
 
@@ -123,7 +129,7 @@ impl Envoy {
     /// Runs Envoy on a config it must refuse, and returns how it exited.
     /// An error if it starts after all (or does not exit in time).
     pub fn start_expecting_failure(config: &EnvoyConfig, upstreams: &Upstreams) -> Result<FailedStart> {
-        let (mut process, dir) = spawn(config, upstreams, None)?;
+        let (mut process, dir) = spawn(config, upstreams, None, 1)?;
         let admin_file = dir.path().join("admin.txt");
         let exited = wait_for(START_DEADLINE, || {
             if let Some(status) = process.exit_status() {
@@ -233,8 +239,14 @@ pub fn plugin_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the config and starts the binary (every component at `level` when given).
-fn spawn(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Result<(ChildProcess, TempDir)> {
+/// Writes the config and starts the binary (every component at `level` when
+/// given) with `workers` worker threads.
+fn spawn(
+    config: &EnvoyConfig,
+    upstreams: &Upstreams,
+    level: Option<&str>,
+    workers: u32,
+) -> Result<(ChildProcess, TempDir)> {
     let binary = paths::envoy_binary()?;
     let dir = tempfile::Builder::new().prefix("e2e-envoy-").tempdir().context(|| "creating a temp dir".into())?;
     let config_path = dir.path().join("config.json");
@@ -244,7 +256,7 @@ fn spawn(config: &EnvoyConfig, upstreams: &Upstreams, level: Option<&str>) -> Re
         .current_dir(dir.path())
         .arg("-c")
         .arg(&config_path)
-        .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", "1"])
+        .args(["--use-dynamic-base-id", "--disable-hot-restart", "--concurrency", &workers.to_string()])
         .args(match level {
             Some(level) => vec!["-l".to_string(), level.to_string()],
             None => vec![

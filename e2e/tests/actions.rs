@@ -18,7 +18,7 @@
 //!
 //! Rows without a test: `HeaderContinueAndEndStream`,
 //! `DataStopIterationAndWatermark` and `DataStopIterationNoBuffer` are not
-//! offered by the SDK (the `proxy-wasm` crate's `Action` has only 0 and 1).
+//! offered by the SDK (it answers ABI 0.2.1 with 0 or 1 only).
 
 // The helpers below are test code as much as the tests (clippy.toml allows
 // these in `#[test]` functions only): a failed unwrap is a failed test.

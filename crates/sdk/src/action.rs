@@ -1,22 +1,21 @@
 //! What a hook tells the host: go on, or hold the stream.
 //!
-//! The seed's Go SDK names five header states and four data states after
-//! Envoy's `FilterHeadersStatus` / `FilterDataStatus`. A module built on the
-//! `proxy-wasm` crate returns its crate's `Action`, which has only `0`
-//! (continue) and `1` (pause). What each state becomes, and what Envoy 1.40
+//! The Higress Go SDK names five header states and four data states after
+//! Envoy's `FilterHeadersStatus` / `FilterDataStatus`. The SDK answers the
+//! host's ABI 0.2.1 with `0` (continue) or `1` (pause) only. What each state becomes, and what Envoy 1.40
 //! then does (each row is shown on a real Envoy by `e2e/tests/actions.rs`):
 //!
 //! | Go SDK state | here | sent | Envoy 1.40 |
 //! |---|---|---|---|
 //! | `HeaderContinue` | [`HeaderAction::Continue`] | 0 | headers go on to the next filter |
 //! | `HeaderStopIteration` | [`HeaderAction::StopIteration`] | 1 | with `allow_on_headers_stop_iteration: true` in the filter config: headers held, the body hook still runs, can edit the headers, and releases headers and body by returning `Continue`. Without it Envoy runs 1 as `StopAllIterationAndWatermark`: the body hook runs only after [`Request::resume`](crate::Request::resume), when the headers can no longer be edited, so only a pending call's callback can let the request go on. On a message without body nothing could release it; the SDK then lets it go on and logs an error |
-//! | `HeaderContinueAndEndStream` | not offered | - | `Action` cannot carry 2, and no ABI 0.2.1 host call could add the body it exists for |
-//! | `HeaderStopAllIterationAndBuffer` | [`HeaderAction::StopAllIterationAndBuffer`] | 1 | runs as `StopAllIterationAndWatermark` (`Action` cannot carry 3): held until resumed; a body larger than the buffer limit is held with back-pressure instead of a 413 |
+//! | `HeaderContinueAndEndStream` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1, and no ABI 0.2.1 host call could add the body it exists for |
+//! | `HeaderStopAllIterationAndBuffer` | [`HeaderAction::StopAllIterationAndBuffer`] | 1 | runs as `StopAllIterationAndWatermark` (the SDK sends only 0 or 1): held until resumed; a body larger than the buffer limit is held with back-pressure instead of a 413 |
 //! | `HeaderStopAllIterationAndWatermark` | [`HeaderAction::StopAllIterationAndWatermark`] | 1 | headers and body held until [`Request::resume`](crate::Request::resume) or a local answer; the body hook runs once, after the resume, with the body buffered meanwhile. With `allow_on_headers_stop_iteration: true`, Envoy runs 1 as `StopIteration` and delivers body during the hold: the SDK keeps holding it (the body hook returning `Continue` is sent as pause), but past the buffer limit Envoy answers 413 |
 //! | `DataContinue` | [`DataAction::Continue`] | 0 | the chunk goes on (and headers held by `StopIteration` with it) |
 //! | `DataStopIterationAndBuffer` | [`DataAction::StopIterationAndBuffer`] | 1 | the chunk is buffered; the hook sees the whole body so far with the next chunk, and a later `Continue` (or [`Request::resume`](crate::Request::resume) from a callback) releases it. Past the buffer limit: 413 for requests; for responses 500 if their headers are held, else Envoy resets the stream |
-//! | `DataStopIterationAndWatermark` | not offered | - | `Action` cannot carry 2 |
-//! | `DataStopIterationNoBuffer` | not offered | - | `Action` cannot carry 3 |
+//! | `DataStopIterationAndWatermark` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
+//! | `DataStopIterationNoBuffer` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
 //!
 //! Two more facts of Envoy that shape the SDK:
 //!
@@ -27,8 +26,6 @@
 //!   sends the request upstream twice, the response head twice, or crashes
 //!   Envoy. So [`Request::resume`](crate::Request::resume) continues only what
 //!   a hook held, and never after a local answer.
-
-use proxy_wasm::types::Action;
 
 /// What a headers hook asks of the host. See the [module docs](self) for what
 /// each one does on Envoy.
@@ -57,10 +54,30 @@ impl HeaderAction {
         }
     }
 
-    pub(crate) fn to_abi(self) -> Action {
+    pub(crate) fn to_abi(self) -> HostAction {
         match self {
-            HeaderAction::Continue => Action::Continue,
-            _ => Action::Pause,
+            HeaderAction::Continue => HostAction::Continue,
+            _ => HostAction::Pause,
+        }
+    }
+}
+
+/// What the SDK answers the host for a phase, whichever backend carries it:
+/// the Proxy-Wasm exports send it as the ABI's 0 or 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostAction {
+    /// Let the headers or the chunk go on.
+    Continue,
+    /// Hold them (what the host makes of the hold is in the table above).
+    Pause,
+}
+
+impl HostAction {
+    /// The value Proxy-Wasm ABI 0.2.1 gives this action.
+    pub(crate) fn abi_code(self) -> u32 {
+        match self {
+            HostAction::Continue => 0,
+            HostAction::Pause => 1,
         }
     }
 }

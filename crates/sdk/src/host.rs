@@ -1,11 +1,10 @@
 //! The Proxy-Wasm host functions the SDK calls, each returning a `Result`.
 //!
-//! The `proxy-wasm` crate's own wrappers panic on any status they do not expect
-//! (and on header values that are not UTF-8); in Wasm a panic traps and kills the
-//! VM with every request on it. So the SDK declares the ABI 0.2.1 imports it needs
-//! itself and turns every status into a value. The `proxy-wasm` crate still owns
-//! the exports (context dispatch) and HTTP call dispatch, which must go through it
-//! so that its dispatcher can route the response back.
+//! A host may answer any status, including ones the ABI does not name; a
+//! wrapper that panics on an unexpected one traps and kills the VM with every
+//! request on it. So the SDK declares every ABI 0.2.1 import it uses here,
+//! and turns every status into a value. Its exports (the other half of the
+//! boundary) are in `dispatch.rs`.
 
 use std::ptr::{null, null_mut};
 
@@ -16,6 +15,8 @@ pub struct Status(pub u32);
 impl Status {
     pub const NOT_FOUND: Status = Status(1);
     pub const BAD_ARGUMENT: Status = Status(2);
+    pub const EMPTY: Status = Status(7);
+    pub const CAS_MISMATCH: Status = Status(8);
     pub const INTERNAL_FAILURE: Status = Status(10);
 
     /// The ABI's name for this status.
@@ -133,6 +134,19 @@ extern "C" {
         return_size: *mut usize,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         details_data: *const u8,
@@ -288,15 +302,156 @@ pub fn continue_stream(stream: StreamType) -> HostResult<()> {
     check(unsafe { proxy_continue_stream(stream as u32) })
 }
 
-/// Makes `context_id` the context later host calls act on.
-#[cfg(feature = "redis")]
+/// Makes `context_id` the context later host calls act on (before delivering
+/// an answer to the context that asked: hosts call back on the root context).
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_set_effective_context(context_id: u32) -> u32;
-    }
     // SAFETY: plain value argument.
     check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// Starts an HTTP call to `cluster`; the answer comes to
+/// `proxy_on_http_call_response` with the token returned here.
+pub fn dispatch_http_call(
+    cluster: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    trailers: &[(&str, &[u8])],
+    timeout_ms: u32,
+) -> HostResult<u32> {
+    /// An empty header map on the wire: a zero count (no allocation).
+    const NO_PAIRS: [u8; 4] = [0; 4];
+    let headers = crate::pairs::encode(headers);
+    let trailers = if trailers.is_empty() { Vec::new() } else { crate::pairs::encode(trailers) };
+    let trailers: &[u8] = if trailers.is_empty() { &NO_PAIRS } else { &trailers };
+    let mut token: u32 = 0;
+    // SAFETY: every pointer/length pair describes a live buffer; the out-pointer is valid.
+    check(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            if body.is_empty() { null() } else { body.as_ptr() },
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+// Shared data, shared queues and the tick: what a plugin uses outside a
+// request (see `shared.rs` and `lifetime.rs`).
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id_data: *const u8,
+        vm_id_size: usize,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(queue_id: u32, return_value_data: *mut *mut u8, return_value_size: *mut usize)
+        -> u32;
+}
+
+/// Asks for `proxy_on_tick` every `period_ms` milliseconds (0: no more ticks).
+pub fn set_tick_period(period_ms: u32) -> HostResult<()> {
+    // SAFETY: plain value argument.
+    check(unsafe { proxy_set_tick_period_milliseconds(period_ms) })
+}
+
+/// A shared value and its CAS version; `None` when absent.
+pub fn get_shared_data(key: &str) -> HostResult<Option<(Vec<u8>, u32)>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: key pointer/length are live; out-pointers are valid.
+    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match check(status) {
+        // SAFETY: the host returned a buffer it allocated with our allocator.
+        Ok(()) => Ok(Some((unsafe { take_host_bytes(data, size) }, cas))),
+        Err(Status::NOT_FOUND) => Ok(None),
+        Err(status) => Err(status),
+    }
+}
+
+/// Sets a shared value; `cas` 0 writes whatever the current version.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+    // SAFETY: pointers and lengths describe live slices.
+    check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+pub fn register_shared_queue(name: &str) -> HostResult<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: the pointer/length describe a live string; the out-pointer is valid.
+    check(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn resolve_shared_queue(vm_id: &str, name: &str) -> HostResult<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: pointers/lengths describe live strings; the out-pointer is valid.
+    check(unsafe { proxy_resolve_shared_queue(vm_id.as_ptr(), vm_id.len(), name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn enqueue_shared_queue(queue_id: u32, value: &[u8]) -> HostResult<()> {
+    // SAFETY: the pointer/length describe a live slice.
+    check(unsafe { proxy_enqueue_shared_queue(queue_id, value.as_ptr(), value.len()) })
+}
+
+/// The first item of a queue; `Err(Status::EMPTY)` when there is none.
+pub fn dequeue_shared_queue(queue_id: u32) -> HostResult<Vec<u8>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the host fills them with an allocation of ours.
+    check(unsafe { proxy_dequeue_shared_queue(queue_id, &mut data, &mut size) })?;
+    // SAFETY: the host returned a buffer it allocated with our allocator.
+    Ok(unsafe { take_host_bytes(data, size) })
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Calls a function the host offers by name; its result bytes.
+pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointers/lengths describe live slices; out-pointers are valid.
+    check(unsafe {
+        proxy_call_foreign_function(name.as_ptr(), name.len(), argument.as_ptr(), argument.len(), &mut data, &mut size)
+    })?;
+    // SAFETY: the host returned a buffer it allocated with our allocator.
+    Ok(unsafe { take_host_bytes(data, size) })
 }
 
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).

@@ -18,7 +18,7 @@
 //! refuses the call, e.g. for a cluster it does not know.
 
 use crate::host::{self, BufferType, MapType, Status};
-use crate::{Plugin, Request};
+use crate::{Plugin, PluginContext, Request};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -172,6 +172,8 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    Connect,
+    Trace,
 }
 
 impl Method {
@@ -184,6 +186,8 @@ impl Method {
             Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
         }
     }
 }
@@ -324,14 +328,53 @@ impl<'a> HttpCall<'a> {
                 &request_authority
             }
         };
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 3);
-        headers.push((":method", self.method.as_str()));
-        headers.push((":path", &path));
-        headers.push((":authority", authority));
-        headers.extend(self.headers.iter().filter(|(name, _)| !name.starts_with(':')));
-        let body = (!self.body.is_empty()).then_some(self.body);
-        req.dispatch_http(cluster, headers, body, self.timeout, Box::new(callback))
+        let headers = self.wire_headers(&path, authority);
+        req.dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
             .map_err(|status| fail(describe_dispatch_failure(status)))
+    }
+
+    /// Dispatches the call outside any request: from [`Plugin::on_start`] or
+    /// a timer ([`PluginContext::every`]); `callback` gets the plugin back
+    /// with the answer. The client needs a fixed cluster ([`Cluster::Route`]
+    /// names the current request's, and there is none).
+    ///
+    /// ```ignore
+    /// client.get("/status/200").send_from_plugin(plugin, |plugin, resp| {
+    ///     plugin.log().info(format_args!("status {}", resp.status()));
+    /// })?;
+    /// ```
+    pub fn send_from_plugin<P: Plugin>(
+        self,
+        plugin: &mut PluginContext<'_, P>,
+        callback: impl for<'b> FnOnce(&mut PluginContext<'b, P>, &HttpResponse) + 'static,
+    ) -> Result<(), HttpCallError> {
+        let Some(cluster) = self.client.cluster_name.as_deref() else {
+            return Err(HttpCallError {
+                cluster: String::new(),
+                reason: "a call outside a request needs a fixed cluster, not the route's".to_string(),
+            });
+        };
+        let (url_authority, path) = split_url(self.url);
+        let authority = url_authority.or(self.client.host_name.as_deref()).unwrap_or_default();
+        let headers = self.wire_headers(&path, authority);
+        plugin
+            .dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
+            .map_err(|status| HttpCallError { cluster: cluster.to_string(), reason: describe_dispatch_failure(status) })
+    }
+
+    /// The call's headers as the host takes them: pseudo-headers first.
+    fn wire_headers<'b>(&'b self, path: &'b str, authority: &'b str) -> Vec<(&'b str, &'b [u8])> {
+        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + 3);
+        headers.push((":method", self.method.as_str().as_bytes()));
+        headers.push((":path", path.as_bytes()));
+        headers.push((":authority", authority.as_bytes()));
+        headers.extend(
+            self.headers
+                .iter()
+                .filter(|(name, _)| !name.starts_with(':'))
+                .map(|(name, value)| (*name, value.as_bytes())),
+        );
+        headers
     }
 }
 
@@ -339,7 +382,6 @@ fn describe_dispatch_failure(status: Status) -> String {
     match status {
         Status::BAD_ARGUMENT => "the host refused it (BadArgument: unknown cluster or bad headers)".to_string(),
         Status::INTERNAL_FAILURE => "the host could not start it (InternalFailure)".to_string(),
-        Status(12) => "HTTP calls cannot start from a Redis callback (start them from a hook)".to_string(),
         other => format!("the host returned {other}"),
     }
 }
@@ -501,6 +543,13 @@ mod tests {
         assert_eq!(split("http://h:8/x/y?z"), (Some("h:8"), "/x/y?z".to_string()));
         assert_eq!(split("https://h"), (Some("h"), "/".to_string()));
         assert_eq!(split("http://h?q=1"), (Some("h"), "/?q=1".to_string()));
+    }
+
+    #[test]
+    fn every_method_has_its_wire_name() {
+        assert_eq!(Method::Connect.as_str(), "CONNECT");
+        assert_eq!(Method::Trace.as_str(), "TRACE");
+        assert_eq!(Method::Patch.as_str(), "PATCH");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! # gateway-sdk
 //!
 //! Write gateway plugins for Higress and Envoy in Rust: what the Higress Go
-//! `wrapper` gives, typed, on top of the `proxy-wasm` crate (ABI 0.2.1).
+//! `wrapper` gives, typed, on Proxy-Wasm ABI 0.2.1. The SDK declares every
+//! host function it imports and exports every callback itself, so nothing a
+//! host answers can trap the VM.
 //!
 //! A plugin is a type implementing [`Plugin`]: a name, a config type parsed by
 //! serde from the host's JSON, a per-request state type, and hooks for the HTTP
@@ -58,6 +60,9 @@
 //!   the callback gets the same request back.
 //! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
 //!   a plugin that enables it imports the Higress host functions).
+//! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
+//!   timers, HTTP calls outside requests, and data and queues shared by
+//!   every VM (worker) of the plugin.
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
 //!
@@ -71,10 +76,13 @@ pub mod attributes;
 mod body;
 pub mod config;
 mod details;
+mod dispatch;
 pub mod fields;
+pub mod foreign;
 mod host;
 pub mod http;
 mod json;
+pub mod lifetime;
 pub mod log;
 pub mod metrics;
 mod pairs;
@@ -85,6 +93,7 @@ mod request;
 #[cfg(not(target_family = "wasm"))]
 pub mod schema;
 pub mod settings;
+pub mod shared;
 mod stream;
 
 pub use action::{BodyMode, DataAction, HeaderAction};
@@ -92,18 +101,20 @@ pub use attributes::{AttributeValue, Attributes};
 pub use config::{ConfigError, RuleMode};
 pub use host::LogLevel;
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
+pub use lifetime::PluginContext;
 pub use log::{Log, Redacted};
 pub use property::{FromProperty, PropertyError};
 #[cfg(feature = "redis")]
 pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
+pub use shared::{Cas, SharedError, SharedQueue};
 
 /// Everything a plugin usually needs, and serde's `Deserialize`.
 pub mod prelude {
     pub use crate::settings::*;
     pub use crate::{
-        Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, Redacted, Request,
-        RuleMode,
+        Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, PluginContext, Redacted,
+        Request, RuleMode,
     };
     pub use serde::Deserialize;
 }
@@ -147,6 +158,29 @@ pub trait Plugin: Sized + 'static {
     fn on_configure(config: &Self::Config, log: &Log<'_>) -> Result<(), String> {
         let _ = (config, log);
         Ok(())
+    }
+
+    /// The plugin started, or was reconfigured: after the configuration was
+    /// parsed and checked (Go's `PrePluginStartOrReload`). Register timers
+    /// ([`PluginContext::every`]) or make HTTP calls here; an error fails
+    /// plugin start, as a bad configuration does. A reload first drops the
+    /// timers the last start registered.
+    ///
+    /// ```ignore
+    /// fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
+    ///     plugin.every(Duration::from_secs(10), |plugin| plugin.log().info("tick"));
+    ///     Ok(())
+    /// }
+    /// ```
+    fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
+        let _ = plugin;
+        Ok(())
+    }
+
+    /// Data arrived on a [`SharedQueue`] this VM registered
+    /// ([`SharedQueue::register`]); take it with [`SharedQueue::dequeue`].
+    fn on_queue_ready(plugin: &mut PluginContext<'_, Self>, queue: SharedQueue) {
+        let _ = (plugin, queue);
     }
 
     /// How the request body reaches [`Plugin::on_request_body`] for requests
@@ -210,9 +244,10 @@ pub fn now() -> std::time::SystemTime {
 macro_rules! main {
     ($plugin:ty) => {
         #[cfg(target_family = "wasm")]
-        $crate::__private::proxy_wasm::main! {{
-            $crate::__private::register::<$plugin>();
-        }}
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::__private::initialize::<$plugin>();
+        }
         $crate::__schema_program!($plugin);
     };
 }
@@ -225,6 +260,5 @@ pub mod __fuzz {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::stream::register;
-    pub use proxy_wasm;
+    pub use crate::stream::{initialize, register};
 }

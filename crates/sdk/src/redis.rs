@@ -24,15 +24,15 @@
 //! gone is dropped. The effective context is set to the request before its
 //! callback runs.
 
+use crate::dispatch::{self, Callout};
 use crate::host::{self, BufferType, Status};
 use crate::http::Cluster;
 use crate::request::Request;
 use crate::Plugin;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame, Resp2Frame};
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::fmt;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 /// A value Redis answered with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +199,36 @@ impl RedisClient {
         Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
     }
 
+    /// A client whose commands Higress buffers as asked: sent when
+    /// `max_buffer_size_before_flush` bytes are waiting or `flush_timeout_ms`
+    /// passed, whichever comes first (Go's `WithBufferFlushTimeout` and
+    /// `WithMaxBufferSizeBeforeFlush`; [`RedisClient::new`] uses 3 ms and 1024 bytes).
+    ///
+    /// ```ignore
+    /// let redis = RedisClient::with_buffering(&cluster, RedisOptions::default(), 0, 0)?; // no buffering
+    /// ```
+    pub fn with_buffering(
+        cluster: &Cluster,
+        options: RedisOptions,
+        flush_timeout_ms: u32,
+        max_buffer_size_before_flush: u32,
+    ) -> Result<Self, String> {
+        let client = RedisClient::new(cluster, options)?;
+        let target = &client.target;
+        let base = target.upstream.split("buffer_flush_timeout=").next().unwrap_or_default();
+        let upstream = format!(
+            "{base}buffer_flush_timeout={flush_timeout_ms}&max_buffer_size_before_flush={max_buffer_size_before_flush}"
+        );
+        let options = target.options.clone();
+        Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
+    }
+
+    /// Whether the host's connection is open: [`RedisClient::init`] succeeded
+    /// and no command found it gone since (Go's `Ready`).
+    pub fn ready(&self) -> bool {
+        self.target.ready.get()
+    }
+
     /// The upstream string passed to the host (`<cluster>?db=...`).
     pub fn upstream(&self) -> &str {
         &self.target.upstream
@@ -242,7 +272,7 @@ impl RedisClient {
     ) -> RedisResult<()> {
         let query = encode_command(args);
         let callout = self.send(&query)?;
-        route(callout, req.context_id);
+        dispatch::expect(Callout::Redis(callout), req.context_id);
         req.pending_redis.push(Pending {
             callout,
             query,
@@ -589,78 +619,9 @@ fn from_frame(frame: OwnedFrame) -> RedisResult<Value> {
     })
 }
 
-// ----- routing answers back to their request -----
-
-/// A live request that can take Redis answers.
-pub(crate) trait Deliver {
-    fn deliver(&self, callout: u32, status: u32, size: usize);
-}
-
-thread_local! {
-    /// Live requests by context id; answers for requests not here (finished
-    /// ones) are dropped.
-    static LIVE: RefCell<BTreeMap<u32, Weak<dyn Deliver>>> = const { RefCell::new(BTreeMap::new()) };
-    /// Which request sent each command. The host passes the plugin's (root)
-    /// context id with the answer, as it does for HTTP calls, so the SDK
-    /// routes by callout id.
-    static CALLOUTS: RefCell<BTreeMap<u32, u32>> = const { RefCell::new(BTreeMap::new()) };
-}
-
-pub(crate) fn track<P: Plugin>(context_id: u32, request: &Rc<RefCell<Request<P>>>) {
-    let weak: Weak<dyn Deliver> = Rc::downgrade(request) as Weak<dyn Deliver>;
-    LIVE.with(|live| {
-        if let Ok(mut live) = live.try_borrow_mut() {
-            live.insert(context_id, weak);
-        }
-    });
-}
-
-pub(crate) fn forget(context_id: u32) {
-    LIVE.with(|live| {
-        if let Ok(mut live) = live.try_borrow_mut() {
-            live.remove(&context_id);
-        }
-    });
-    CALLOUTS.with(|callouts| {
-        if let Ok(mut callouts) = callouts.try_borrow_mut() {
-            callouts.retain(|_, context| *context != context_id);
-        }
-    });
-}
-
-fn route(callout: u32, context_id: u32) {
-    CALLOUTS.with(|callouts| {
-        if let Ok(mut callouts) = callouts.try_borrow_mut() {
-            callouts.insert(callout, context_id);
-        }
-    });
-}
-
-impl<P: Plugin> Deliver for RefCell<Request<P>> {
-    fn deliver(&self, callout: u32, status: u32, size: usize) {
-        match self.try_borrow_mut() {
-            Ok(mut request) => request.on_redis_response(callout, status, size),
-            Err(_) => crate::log::Log::new(P::NAME, None, true).error("redis answer for a request that is running"),
-        }
-    }
-}
-
-/// Higress calls this with the answer to a `proxy_redis_call`.
-#[no_mangle]
-pub extern "C" fn proxy_on_redis_call_response(_context_id: u32, callout_id: u32, status: u32, response_size: usize) {
-    let context_id = CALLOUTS.with(|callouts| callouts.try_borrow_mut().ok().and_then(|mut c| c.remove(&callout_id)));
-    let Some(context_id) = context_id else { return };
-    let target =
-        LIVE.with(|live| live.try_borrow().ok().and_then(|live| live.get(&context_id).and_then(Weak::upgrade)));
-    let Some(target) = target else { return };
-    if host::set_effective_context(context_id).is_err() {
-        return;
-    }
-    target.deliver(callout_id, status, response_size);
-}
-
 impl<P: Plugin> Request<P> {
-    fn on_redis_response(&mut self, callout: u32, status: u32, size: usize) {
+    /// An answer to one of this request's commands (routed here by `dispatch.rs`).
+    pub(crate) fn on_redis_response(&mut self, callout: u32, status: u32, size: usize) {
         let Some(at) = self.pending_redis.iter().position(|p| p.callout() == callout) else { return };
         let pending = self.pending_redis.swap_remove(at);
         let answer = if status != 0 {
@@ -678,15 +639,13 @@ impl<P: Plugin> Request<P> {
                 // a password): init again and send the command once more.
                 let resent = pending.client.init().and_then(|()| pending.client.send(&pending.query));
                 if let Ok(callout) = resent {
-                    route(callout, self.context_id);
+                    dispatch::expect(Callout::Redis(callout), self.context_id);
                     self.pending_redis.push(Pending { callout, retried: true, ..pending });
                     return;
                 }
             }
         }
-        self.in_redis_callback = true;
         self.with_config(|req, config| (pending.callback)(req, config, answer));
-        self.in_redis_callback = false;
         self.after_callback();
     }
 }
@@ -780,6 +739,18 @@ mod tests {
             Value::Array(vec![Value::Data(b"a".to_vec()), Value::Nil]).into_data_list(),
             Ok(vec![Some(b"a".to_vec()), None])
         );
+    }
+
+    #[test]
+    fn buffering_options_reach_the_upstream_name() {
+        let cluster = Cluster::service("redis.dns", Some(6379)).unwrap();
+        let options = RedisOptions { database: 2, ..RedisOptions::default() };
+        let client = RedisClient::with_buffering(&cluster, options, 0, 16).unwrap();
+        assert_eq!(
+            client.upstream(),
+            "outbound|6379||redis.dns?db=2&buffer_flush_timeout=0&max_buffer_size_before_flush=16"
+        );
+        assert!(!client.ready());
     }
 
     #[test]

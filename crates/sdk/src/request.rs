@@ -7,12 +7,13 @@
 //! part of the exchange does not exist (response headers while handling the
 //! request, for instance).
 
+use crate::action::HostAction;
 use crate::config::{RequestFacts, Rules};
+use crate::dispatch::{self, Callout};
 use crate::host::{self, BufferType, MapType, StreamType};
 use crate::http::HttpResponse;
 use crate::log::Log;
 use crate::{BodyMode, DataAction, HeaderAction, Plugin};
-use proxy_wasm::types::Action;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -66,16 +67,11 @@ pub struct Request<P: Plugin> {
     pending_http: Vec<(u32, HttpCallback<P>)>,
     #[cfg(feature = "redis")]
     pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
-    /// The host's id of this request, which Redis answers are routed to.
-    #[cfg(feature = "redis")]
+    /// The host's id of this request, which answers to its calls are routed to.
     pub(crate) context_id: u32,
-    /// Set while a Redis callback runs: see [`Request::dispatch_http`].
-    #[cfg(feature = "redis")]
-    pub(crate) in_redis_callback: bool,
 }
 
 impl<P: Plugin> Request<P> {
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub(crate) fn new(rules: Rc<Rules<P::Config>>, context_id: u32) -> Self {
         Request {
             state: P::State::default(),
@@ -92,10 +88,7 @@ impl<P: Plugin> Request<P> {
             pending_http: Vec::new(),
             #[cfg(feature = "redis")]
             pending_redis: Vec::new(),
-            #[cfg(feature = "redis")]
             context_id,
-            #[cfg(feature = "redis")]
-            in_redis_callback: false,
         }
     }
 
@@ -347,7 +340,7 @@ impl<P: Plugin> Request<P> {
     }
 
     /// Number of calls whose answer has not come yet.
-    fn pending_calls(&self) -> usize {
+    pub(crate) fn pending_calls(&self) -> usize {
         #[cfg(feature = "redis")]
         let redis = self.pending_redis.len();
         #[cfg(not(feature = "redis"))]
@@ -358,24 +351,24 @@ impl<P: Plugin> Request<P> {
     pub(crate) fn dispatch_http(
         &mut self,
         cluster: &str,
-        headers: Vec<(&str, &str)>,
-        body: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
         timeout: Duration,
         callback: HttpCallback<P>,
     ) -> Result<(), host::Status> {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = host::dispatch_http_call(cluster, headers, body, &[], timeout_ms)?;
+        dispatch::expect(Callout::Http(token), self.context_id);
+        self.pending_http.push((token, callback));
+        Ok(())
+    }
+
+    /// The tokens of this request's calls still waiting for their answers.
+    pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
+        let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
         #[cfg(feature = "redis")]
-        if self.in_redis_callback {
-            // The `proxy-wasm` dispatcher routes an HTTP answer to the context it
-            // last dispatched to, which inside a Redis callback is not this one.
-            return Err(host::Status(12));
-        }
-        match proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
-            Ok(token) => {
-                self.pending_http.push((token, callback));
-                Ok(())
-            }
-            Err(status) => Err(host::Status(status as u32)),
-        }
+        let http = http.chain(self.pending_redis.iter().map(|p| Callout::Redis(p.callout())));
+        http.collect()
     }
 
     /// Runs `f` with the config chosen for this request; `None` when the plugin
@@ -388,7 +381,7 @@ impl<P: Plugin> Request<P> {
         Some(f(self, config))
     }
 
-    pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+    pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> HostAction {
         self.phase = Phase::RequestHeaders;
         self.request_body_done = end_of_stream;
         crate::property::check_rebuild::<P>(self.rules.plugin_id());
@@ -401,12 +394,12 @@ impl<P: Plugin> Request<P> {
         self.after_headers_hook(action, StreamType::Request, end_of_stream)
     }
 
-    pub(crate) fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
+    pub(crate) fn on_response_headers(&mut self, end_of_stream: bool) -> HostAction {
         self.phase = Phase::ResponseHeaders;
         self.response_body_done = end_of_stream;
         if self.responded {
             // Our own local answer passing through the filter chain.
-            return Action::Continue;
+            return HostAction::Continue;
         }
         // Pure reads: nothing is left of this for the default body mode.
         let config = self.selected.and_then(|selected| self.rules.get(selected));
@@ -415,13 +408,13 @@ impl<P: Plugin> Request<P> {
         }
         let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
         let abi = self.after_headers_hook(action, StreamType::Response, end_of_stream);
-        self.response_headers_sent = abi == Action::Continue && !self.responded;
+        self.response_headers_sent = abi == HostAction::Continue && !self.responded;
         abi
     }
 
-    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType, end_of_stream: bool) -> Action {
+    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType, end_of_stream: bool) -> HostAction {
         if self.responded {
-            return Action::Pause;
+            return HostAction::Pause;
         }
         let hold = match action {
             HeaderAction::Continue => Hold::Nothing,
@@ -429,7 +422,7 @@ impl<P: Plugin> Request<P> {
             HeaderAction::StopIteration if end_of_stream && self.pending_calls() == 0 => {
                 self.log()
                     .error("StopIteration on a message without body and no call pending would hang it; it goes on");
-                return Action::Continue;
+                return HostAction::Continue;
             }
             HeaderAction::StopIteration => Hold::Headers,
             _ if self.pending_calls() == 0 => {
@@ -437,7 +430,7 @@ impl<P: Plugin> Request<P> {
                     "{} returned with no call pending: nothing could resume the stream, so it goes on",
                     action.name()
                 ));
-                return Action::Continue;
+                return HostAction::Continue;
             }
             _ => Hold::All,
         };
@@ -452,7 +445,7 @@ impl<P: Plugin> Request<P> {
         }
     }
 
-    pub(crate) fn on_body(&mut self, stream: StreamType, size: usize, end_of_stream: bool) -> Action {
+    pub(crate) fn on_body(&mut self, stream: StreamType, size: usize, end_of_stream: bool) -> HostAction {
         let (phase, done) = match stream {
             StreamType::Request => (Phase::RequestBody, &mut self.request_body_done),
             StreamType::Response => (Phase::ResponseBody, &mut self.response_body_done),
@@ -460,27 +453,27 @@ impl<P: Plugin> Request<P> {
         self.phase = phase;
         *done = end_of_stream;
         if self.responded {
-            return Action::Continue;
+            return HostAction::Continue;
         }
         let Some(mode) = self.with_config(|_, config| match stream {
             StreamType::Request => P::request_body_mode(config),
             StreamType::Response => P::response_body_mode(config),
         }) else {
-            return Action::Continue;
+            return HostAction::Continue;
         };
         if self.skips_body(stream) {
             // A skipped body goes on, and releases headers held for it.
             let hold = self.hold_mut(stream);
             if *hold == Hold::All {
-                return Action::Pause;
+                return HostAction::Pause;
             }
             *hold = Hold::Nothing;
-            return Action::Continue;
+            return HostAction::Continue;
         }
         let mode = self.body_flags.mode(stream, mode);
         if mode == BodyMode::Buffered && !end_of_stream {
             // The SDK's own buffering, not a hold of the plugin's.
-            return Action::Pause;
+            return HostAction::Pause;
         }
         let body = Body { size, end_of_stream };
         let action = self
@@ -490,28 +483,28 @@ impl<P: Plugin> Request<P> {
             })
             .unwrap_or(DataAction::Continue);
         if self.responded {
-            return Action::Pause;
+            return HostAction::Pause;
         }
         let pending = self.pending_calls();
         let hold = self.hold_mut(stream);
         match (action, *hold) {
             // A `StopAllIteration*` hold lasts until resume, even on hosts that
             // deliver body while headers are held.
-            (_, Hold::All) => Action::Pause,
+            (_, Hold::All) => HostAction::Pause,
             (DataAction::Continue, _) => {
                 *hold = Hold::Nothing;
-                Action::Continue
+                HostAction::Continue
             }
             (DataAction::StopIterationAndBuffer, _) if end_of_stream && pending == 0 => {
                 *hold = Hold::Nothing;
                 self.log().error(
                     "StopIterationAndBuffer on the last body chunk with no call pending would hang the stream; it goes on",
                 );
-                Action::Continue
+                HostAction::Continue
             }
             (DataAction::StopIterationAndBuffer, _) => {
                 *hold = Hold::Body;
-                Action::Pause
+                HostAction::Pause
             }
         }
     }

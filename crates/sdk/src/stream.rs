@@ -1,38 +1,42 @@
-//! Glue between the `proxy-wasm` crate's contexts and a [`Plugin`].
+//! Glue between the host's contexts and a [`Plugin`].
 //!
-//! One [`Root`] per plugin configuration parses the JSON; one [`Stream`] per
-//! HTTP exchange owns the [`Request`] the hooks see. With the `redis` feature
-//! the request sits behind a shared cell, because answers to Redis calls
-//! arrive outside the `proxy-wasm` dispatcher, which owns the stream; hosts
-//! never call into a VM while it is running, so the cell is never borrowed
-//! twice (and if it were, the SDK logs and lets the request go on rather than
-//! trap). Without the feature the stream owns the request: one allocation per
-//! request, as a module written on `proxy-wasm` alone.
+//! One [`Root`] per plugin configuration (root context) parses the JSON; one
+//! [`Request`] per HTTP exchange (HTTP context) carries the hooks. The
+//! exports in `dispatch.rs` reach them through [`PluginContexts`], which owns
+//! both by context id: a request lives inline in its map (no allocation of
+//! its own once the map is warm) and is found again by id for each phase and
+//! for the answers to its calls.
 
+use crate::action::HostAction;
 use crate::config::Rules;
+use crate::dispatch::{self, Answer, Callout, Contexts};
 use crate::host::{self, BufferType, StreamType};
+use crate::lifetime::{PluginContext, PluginLife};
 use crate::log::Log;
+use crate::shared::SharedQueue;
 use crate::{Plugin, Request};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub(crate) struct Root<P: Plugin> {
     rules: Rc<Rules<P::Config>>,
     configured: bool,
+    life: PluginLife<P>,
 }
 
 impl<P: Plugin> Root<P> {
     pub(crate) fn new() -> Self {
         // Until configured, requests pass untouched: no global config, no rules.
-        Root { rules: Rc::new(Rules::empty()), configured: false }
+        Root { rules: Rc::new(Rules::empty()), configured: false, life: PluginLife::new() }
     }
-}
 
-impl<P: Plugin> Context for Root<P> {}
+    /// The plugin-wide handle of this root context.
+    pub(crate) fn context(&mut self, root_id: u32) -> PluginContext<'_, P> {
+        PluginContext::new(&self.rules, &mut self.life, root_id)
+    }
 
-impl<P: Plugin> RootContext for Root<P> {
-    fn on_configure(&mut self, size: usize) -> bool {
+    /// Reads and checks the plugin configuration; `false` fails plugin start.
+    pub(crate) fn on_configure(&mut self, root_id: u32, size: usize) -> bool {
         let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, size) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
@@ -53,7 +57,15 @@ impl<P: Plugin> RootContext for Root<P> {
                 log.info(if self.configured { "configuration replaced" } else { "configured" });
                 self.rules = Rc::new(rules);
                 self.configured = true;
-                true
+                let mut plugin = self.context(root_id);
+                plugin.clear_timers();
+                match P::on_start(&mut plugin) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        plugin.log().critical(format_args!("plugin start failed: {err}"));
+                        false
+                    }
+                }
             }
             Err(err) => {
                 Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
@@ -62,81 +74,133 @@ impl<P: Plugin> RootContext for Root<P> {
         }
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let request = Request::<P>::new(Rc::clone(&self.rules), context_id);
-        #[cfg(feature = "redis")]
-        let request = {
-            let shared = Rc::new(std::cell::RefCell::new(request));
-            crate::redis::track(context_id, &shared);
-            shared
-        };
-        Some(Box::new(Stream { request, context_id }))
+    /// The request a new HTTP context of this root carries.
+    pub(crate) fn new_request(&self, context_id: u32) -> Request<P> {
+        Request::new(Rc::clone(&self.rules), context_id)
     }
 }
 
-pub(crate) struct Stream<P: Plugin> {
-    #[cfg(feature = "redis")]
-    request: Rc<std::cell::RefCell<Request<P>>>,
-    #[cfg(not(feature = "redis"))]
-    request: Request<P>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    context_id: u32,
+/// The plugin's live contexts, by the host's context id.
+pub(crate) struct PluginContexts<P: Plugin> {
+    roots: BTreeMap<u32, Root<P>>,
+    requests: BTreeMap<u32, Request<P>>,
 }
 
-#[cfg(feature = "redis")]
-impl<P: Plugin> Drop for Stream<P> {
-    fn drop(&mut self) {
-        crate::redis::forget(self.context_id);
+impl<P: Plugin> PluginContexts<P> {
+    pub(crate) fn new() -> Self {
+        PluginContexts { roots: BTreeMap::new(), requests: BTreeMap::new() }
+    }
+
+    fn logger(&self) -> Log<'static> {
+        Log::new(P::NAME, None, false)
+    }
+
+    /// Runs a phase on request `context_id`; an unknown id is logged and
+    /// the stream goes on.
+    fn phase(&mut self, context_id: u32, f: impl FnOnce(&mut Request<P>) -> HostAction) -> HostAction {
+        match self.requests.get_mut(&context_id) {
+            Some(request) => f(request),
+            None => {
+                self.logger().warn(format_args!("host sent a phase for unknown context {context_id}; it goes on"));
+                HostAction::Continue
+            }
+        }
     }
 }
 
-impl<P: Plugin> Stream<P> {
-    #[cfg(feature = "redis")]
-    fn with<R>(&mut self, fallback: R, f: impl FnOnce(&mut Request<P>) -> R) -> R {
-        match self.request.try_borrow_mut() {
-            Ok(mut request) => f(&mut request),
-            Err(_) => {
-                Log::new(P::NAME, None, true).error("host re-entered a running request; letting it go on");
-                fallback
+impl<P: Plugin> Contexts for PluginContexts<P> {
+    fn plugin_name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn create(&mut self, context_id: u32, parent_id: u32) {
+        if parent_id == 0 {
+            self.roots.insert(context_id, Root::new());
+            return;
+        }
+        match self.roots.get(&parent_id) {
+            Some(root) => {
+                let request = root.new_request(context_id);
+                self.requests.insert(context_id, request);
+            }
+            None => self.logger().warn(format_args!("context {context_id} of unknown root {parent_id} ignored")),
+        }
+    }
+
+    fn vm_start(&mut self, _root_id: u32, _size: usize) -> bool {
+        true
+    }
+
+    fn configure(&mut self, root_id: u32, size: usize) -> bool {
+        match self.roots.get_mut(&root_id) {
+            Some(root) => root.on_configure(root_id, size),
+            None => {
+                self.logger().critical(format_args!("configuration for unknown root context {root_id}"));
+                false
             }
         }
     }
 
-    #[cfg(not(feature = "redis"))]
-    fn with<R>(&mut self, _fallback: R, f: impl FnOnce(&mut Request<P>) -> R) -> R {
-        f(&mut self.request)
-    }
-}
-
-impl<P: Plugin> Context for Stream<P> {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        self.with((), |req| req.on_http_response(token, body_size));
-    }
-}
-
-impl<P: Plugin> HttpContext for Stream<P> {
-    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_request_headers(end_of_stream))
+    fn request_headers(&mut self, context_id: u32, end_of_stream: bool) -> HostAction {
+        self.phase(context_id, |req| req.on_request_headers(end_of_stream))
     }
 
-    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_body(StreamType::Request, size, end_of_stream))
+    fn request_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction {
+        self.phase(context_id, |req| req.on_body(StreamType::Request, size, end_of_stream))
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_response_headers(end_of_stream))
+    fn response_headers(&mut self, context_id: u32, end_of_stream: bool) -> HostAction {
+        self.phase(context_id, |req| req.on_response_headers(end_of_stream))
     }
 
-    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        self.with(Action::Continue, |req| req.on_body(StreamType::Response, size, end_of_stream))
+    fn response_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction {
+        self.phase(context_id, |req| req.on_body(StreamType::Response, size, end_of_stream))
     }
 
-    fn on_log(&mut self) {
-        self.with((), |req| req.on_done());
+    fn tick(&mut self, root_id: u32) {
+        match self.roots.get_mut(&root_id) {
+            Some(root) => root.context(root_id).on_tick(),
+            None => self.logger().warn(format_args!("tick for unknown root context {root_id} ignored")),
+        }
+    }
+
+    fn queue_ready(&mut self, root_id: u32, queue_id: u32) {
+        match self.roots.get_mut(&root_id) {
+            Some(root) => P::on_queue_ready(&mut root.context(root_id), SharedQueue::from_id(queue_id)),
+            None => self.logger().warn(format_args!("queue {queue_id} ready for unknown root context {root_id}")),
+        }
+    }
+
+    fn answer(&mut self, context_id: u32, callout: Callout, answer: Answer) {
+        if let (Some(root), Callout::Http(token)) = (self.roots.get_mut(&context_id), callout) {
+            root.context(context_id).on_http_response(token, answer.size);
+            return;
+        }
+        let Some(request) = self.requests.get_mut(&context_id) else {
+            self.logger().debug(format_args!("answer to {callout} for a context that is gone ({context_id}) dropped"));
+            return;
+        };
+        match callout {
+            Callout::Http(token) => request.on_http_response(token, answer.size),
+            #[cfg(feature = "redis")]
+            Callout::Redis(token) => request.on_redis_response(token, answer.status, answer.size),
+        }
+    }
+
+    fn log(&mut self, context_id: u32) {
+        if let Some(request) = self.requests.get_mut(&context_id) {
+            request.on_done();
+        }
+    }
+
+    fn delete(&mut self, context_id: u32) {
+        if let Some(request) = self.requests.remove(&context_id) {
+            if request.pending_calls() > 0 {
+                dispatch::forget(&request.pending_callouts());
+            }
+        } else {
+            self.roots.remove(&context_id);
+        }
     }
 }
 
@@ -146,5 +210,19 @@ pub fn register<P: Plugin>() {
         // A panic is a bug in the plugin: say where before the VM traps.
         let _ = host::log(host::LogLevel::Critical, &format!("[{}] panic: {info}", P::NAME));
     }));
-    proxy_wasm::set_root_context(|_| Box::new(Root::<P>::new()));
+    dispatch::install(Box::new(PluginContexts::<P>::new()));
+}
+
+/// The module's `_initialize`: runs the static constructors (WASI reactors
+/// must), then installs `P`.
+pub fn initialize<P: Plugin>() {
+    #[cfg(target_os = "wasi")]
+    {
+        extern "C" {
+            fn __wasm_call_ctors();
+        }
+        // SAFETY: the linker's constructor list, run once before any other export.
+        unsafe { __wasm_call_ctors() };
+    }
+    register::<P>();
 }

@@ -331,6 +331,28 @@ impl TestHost {
     pub fn pending_calls(&self) -> usize {
         self.inner.borrow().store.data().pending.len()
     }
+
+    /// Makes the host function `import` (`"proxy_get_header_map_value"`)
+    /// answer `status` from now on, doing nothing else: no value written
+    /// back, no call started. `None` makes it work again. Any number can be
+    /// forced, including ones the ABI does not name, to show that a module
+    /// survives every answer a host could give.
+    pub fn force_status(&self, import: &str, status: Option<u32>) {
+        self.with_state(|s| match status {
+            Some(status) => {
+                s.forced_status.insert(import.to_string(), status as i32);
+            }
+            None => {
+                s.forced_status.remove(import);
+            }
+        });
+    }
+
+    /// The host functions the module imports from `env`, by name.
+    pub fn imports(&self) -> Vec<String> {
+        let inner = self.inner.borrow();
+        inner.module.imports().filter(|i| i.module() == "env").map(|i| i.name().to_string()).collect()
+    }
 }
 
 /// One direction of a stream (request or response) at this filter.

@@ -126,6 +126,8 @@ pub(crate) struct State {
     pub foreign: HashMap<String, ForeignFn>,
     pub idle_timeout: Duration,
     pub route_timeout: Duration,
+    /// Imports answering a fixed status instead of working (`TestHost::force_status`).
+    pub forced_status: HashMap<String, i32>,
 
     // ----- the VM -----
     pub memory: Option<wasmi::Memory>,
@@ -192,6 +194,7 @@ impl State {
             foreign: HashMap::new(),
             idle_timeout: Duration::from_secs(300),
             route_timeout: Duration::from_secs(15),
+            forced_status: HashMap::new(),
             memory: None,
             alloc: None,
             abi_0_1: false,

@@ -1,0 +1,171 @@
+//! The plugin outside requests: its start (and each reload), timers, queue
+//! notifications and HTTP calls that belong to no request.
+//!
+//! What Go's wrapper gives with `PrePluginStartOrReload`, `RegisterTickFunc`
+//! and HTTP calls made from a tick, on one typed handle: a
+//! [`PluginContext`], passed to [`Plugin::on_start`], to each timer and to
+//! the callbacks of the calls it makes.
+//!
+//! ```ignore
+//! fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
+//!     plugin.every(Duration::from_secs(30), |plugin| {
+//!         let client = HttpClient::new(Cluster::service("auth.dns", Some(80)).unwrap_or(..));
+//!         let sent = client.get("/token").send_from_plugin(plugin, |plugin, resp| {
+//!             let _ = gateway_sdk::shared::set("token", &resp.body(), None);
+//!             plugin.log().info(format_args!("token refreshed: {}", resp.status()));
+//!         });
+//!         if let Err(err) = sent {
+//!             plugin.log().warn(err);
+//!         }
+//!     });
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Timers share the host's one tick: its period is the greatest common
+//! divisor of the timers' periods, and each timer runs when its own period has
+//! passed by the host's clock. A reload (new configuration) drops the timers
+//! and runs `on_start` again, which registers them anew.
+
+use crate::config::Rules;
+use crate::dispatch::{self, Callout};
+use crate::host;
+use crate::http::HttpResponse;
+use crate::log::Log;
+use crate::Plugin;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub(crate) type PluginCallback<P> = Box<dyn for<'a> FnOnce(&mut PluginContext<'a, P>, &HttpResponse)>;
+type TimerFn<P> = Box<dyn for<'a> FnMut(&mut PluginContext<'a, P>)>;
+
+struct Timer<P: Plugin> {
+    period_ms: u64,
+    next_ms: u64,
+    run: TimerFn<P>,
+}
+
+/// What a root context keeps for its plugin between requests.
+pub(crate) struct PluginLife<P: Plugin> {
+    timers: Vec<Timer<P>>,
+    tick_ms: u32,
+    pending_http: Vec<(u32, PluginCallback<P>)>,
+}
+
+impl<P: Plugin> PluginLife<P> {
+    pub(crate) fn new() -> Self {
+        PluginLife { timers: Vec::new(), tick_ms: 0, pending_http: Vec::new() }
+    }
+}
+
+/// The plugin as a whole (not one request): its config, log, timers and the
+/// HTTP calls it makes outside requests.
+pub struct PluginContext<'a, P: Plugin> {
+    rules: &'a Rc<Rules<P::Config>>,
+    life: &'a mut PluginLife<P>,
+    root_id: u32,
+}
+
+impl<'a, P: Plugin> PluginContext<'a, P> {
+    pub(crate) fn new(rules: &'a Rc<Rules<P::Config>>, life: &'a mut PluginLife<P>, root_id: u32) -> Self {
+        PluginContext { rules, life, root_id }
+    }
+
+    /// The global configuration (`None` when the plugin has only rules).
+    /// It does not borrow the context, so timers can be registered while
+    /// it is in use.
+    pub fn config(&self) -> Option<&'a P::Config> {
+        let rules: &'a Rules<P::Config> = self.rules;
+        rules.global()
+    }
+
+    /// A logger whose lines carry the plugin's name and id (no request id).
+    pub fn log(&self) -> Log<'_> {
+        Log::new(P::NAME, self.rules.plugin_id(), false)
+    }
+
+    /// Runs `run` every `period` (rounded to whole milliseconds, at least 1),
+    /// the first time one period from now: Go's `RegisterTickFunc`.
+    pub fn every(&mut self, period: Duration, run: impl for<'b> FnMut(&mut PluginContext<'b, P>) + 'static) {
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        let next_ms = now_ms().saturating_add(period_ms);
+        self.life.timers.push(Timer { period_ms, next_ms, run: Box::new(run) });
+        let tick = self.life.timers.iter().map(|t| t.period_ms).fold(0, gcd);
+        let tick = u32::try_from(tick).unwrap_or(u32::MAX);
+        if tick != self.life.tick_ms {
+            match host::set_tick_period(tick) {
+                Ok(()) => self.life.tick_ms = tick,
+                Err(status) => self.log().error(format_args!("the host refused a tick of {tick} ms: {status}")),
+            }
+        }
+    }
+
+    /// Number of timers registered.
+    pub fn timers(&self) -> usize {
+        self.life.timers.len()
+    }
+
+    pub(crate) fn dispatch_http(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        timeout: Duration,
+        callback: PluginCallback<P>,
+    ) -> Result<(), host::Status> {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = host::dispatch_http_call(cluster, headers, body, &[], timeout_ms)?;
+        dispatch::expect(Callout::Http(token), self.root_id);
+        self.life.pending_http.push((token, callback));
+        Ok(())
+    }
+
+    /// Forgets the timers (before a reload registers them again).
+    pub(crate) fn clear_timers(&mut self) {
+        self.life.timers.clear();
+    }
+
+    /// The host's tick: runs the timers that are due.
+    pub(crate) fn on_tick(&mut self) {
+        let now = now_ms();
+        let mut timers = std::mem::take(&mut self.life.timers);
+        for timer in timers.iter_mut().filter(|t| t.next_ms <= now) {
+            timer.next_ms = now.saturating_add(timer.period_ms);
+            (timer.run)(self);
+        }
+        // Timers registered while these ran come after them.
+        timers.append(&mut self.life.timers);
+        self.life.timers = timers;
+    }
+
+    pub(crate) fn on_http_response(&mut self, token: u32, body_size: usize) {
+        let Some(at) = self.life.pending_http.iter().position(|(t, _)| *t == token) else { return };
+        let (_, callback) = self.life.pending_http.swap_remove(at);
+        let response = HttpResponse::from_host(body_size);
+        callback(self, &response);
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn now_ms() -> u64 {
+    host::now_nanos().map(|n| n / 1_000_000).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gcd;
+
+    #[test]
+    fn the_tick_divides_every_period() {
+        assert_eq!([1000, 1500].into_iter().fold(0, gcd), 500);
+        assert_eq!([300].into_iter().fold(0, gcd), 300);
+        assert_eq!([7, 5].into_iter().fold(0, gcd), 1);
+    }
+}

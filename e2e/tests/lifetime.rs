@@ -1,0 +1,125 @@
+//! The plugin lifetime on a real Envoy with two workers: the `lifetime`
+//! fixture (`e2e/fixtures/lifetime`) shares each VM's id, counts its timer's
+//! runs and the status of the timer's HTTP call to httpbin in shared data,
+//! and answers each request with what its VM sees.
+//!
+//! Needs the fixture built (`cargo xtask build`, or
+//! `cargo build --release --target wasm32-wasip1 -p lifetime`).
+
+// Test code: a failed unwrap is a failed test (clippy.toml allows these in tests).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use e2e::envoy_config::{self, EnvoyConfig};
+use e2e::httpbin::Httpbin;
+use e2e::{http, Envoy, Upstreams};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One listener, every path to httpbin; the fixture is added as the only plugin.
+const BOOTSTRAP: &str = r#"
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+static_resources:
+  listeners:
+  - name: listener_0
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: lifetime
+          route_config:
+            name: lifetime
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - name: httpbin
+                match: { prefix: / }
+                route: { cluster: httpbin }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+  - name: httpbin
+    connect_timeout: 5s
+    type: STRICT_DNS
+    load_assignment:
+      cluster_name: httpbin
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: httpbin, port_value: 80 } } } } ] } ]
+"#;
+
+const CONFIG: &str = r#"{"tickMs": 200, "callCluster": "httpbin", "callPath": "/status/200", "queueVmId": "lifetime"}"#;
+
+fn module() -> PathBuf {
+    let root = e2e::paths::repo_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let module = target.join("wasm32-wasip1/release/lifetime.wasm");
+    assert!(module.is_file(), "build the fixture: cargo build --release --target wasm32-wasip1 -p lifetime");
+    module
+}
+
+/// `name=value` out of the fixture's answer.
+fn field(body: &str, name: &str) -> String {
+    body.split(' ').find_map(|part| part.strip_prefix(&format!("{name}="))).unwrap_or_default().to_string()
+}
+
+fn start() -> (Envoy, Httpbin) {
+    let httpbin = Httpbin::start().unwrap();
+    let mut config = EnvoyConfig::from_yaml(BOOTSTRAP, &e2e::paths::dist_dir()).unwrap();
+    config.add_plugin(envoy_config::wasm_filter("lifetime", &module(), CONFIG)).unwrap();
+    let envoy = Envoy::start_with_workers(&config, &Upstreams::httpbin(httpbin.port()), 2).unwrap();
+    (envoy, httpbin)
+}
+
+fn ask(envoy: &Envoy) -> String {
+    // A new connection each time (the client reuses none), so both workers get some.
+    let resp = http::get(&envoy.url("/lifetime")).send().unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.text()
+}
+
+#[test]
+fn two_workers_see_each_others_shared_data() {
+    let (envoy, _httpbin) = start();
+    let mut answering = BTreeSet::new();
+    let mut seen_by: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for _ in 0..400 {
+        let body = ask(&envoy);
+        let vm = field(&body, "vm");
+        let vms: BTreeSet<String> = field(&body, "vms").split(',').map(str::to_string).collect();
+        assert!(vms.contains(&vm), "a VM does not see its own id: {body}");
+        answering.insert(vm.clone());
+        seen_by.push((vm, vms));
+        if answering.len() >= 2 {
+            break;
+        }
+    }
+    assert!(answering.len() >= 2, "every answer came from one VM: {answering:?}");
+    // Each answering VM saw the ids every other answering VM wrote.
+    for (vm, vms) in &seen_by {
+        for other in &answering {
+            assert!(vms.contains(other), "VM {vm} does not see {other} (it sees {vms:?})");
+        }
+    }
+}
+
+#[test]
+fn a_timer_fires_and_calls_httpbin_outside_requests() {
+    let (envoy, _httpbin) = start();
+    let seen = e2e::process::wait_for(Duration::from_secs(20), || {
+        let body = ask(&envoy);
+        let ticks: u64 = field(&body, "ticks").parse().unwrap_or(0);
+        Ok((ticks >= 2 && field(&body, "call") == "200").then_some(body))
+    })
+    .unwrap();
+    let body = seen.expect("no tick with a 200 from httpbin within 20 s");
+    assert!(field(&body, "ticks").parse::<u64>().unwrap() >= 2, "{body}");
+    // The queue: requests enqueued, the registering VM dequeued.
+    let body = ask(&envoy);
+    assert!(field(&body, "dequeued").parse::<u64>().unwrap_or(0) >= 1, "{body}");
+    // Upstream Envoy has no foreign function `get_log_level` (Higress has): an error, no trap.
+    assert_eq!(field(&body, "level"), "-", "{body}");
+}
