@@ -99,7 +99,19 @@ pub fn run_only(root: &Path, only: &[String]) -> Result<(), String> {
         eprintln!("dist/{name}.wasm  {} bytes  sha256 {sha256}", bytes.len());
         write_schema(root, name, &dist)?;
     }
+    build_native(root, &plugins, &fixtures, &dist)?;
     write_manifest(root, &all, &dist)
+}
+
+/// The Envoy dynamic modules (`native.rs`): plugins to `dist/<name>.so`,
+/// fixtures to `target/native/lib<name>.so` only (tests load them from there).
+fn build_native(root: &Path, plugins: &[String], fixtures: &[String], dist: &Path) -> Result<(), String> {
+    let native: Vec<String> =
+        plugins.iter().filter(|name| crate::native::builds_natively(root, name)).cloned().collect();
+    crate::native::build(root, &native, dist)?;
+    let fixtures: Vec<String> =
+        fixtures.iter().filter(|name| crate::native::builds_natively(root, name)).cloned().collect();
+    crate::native::build_fixtures(root, &fixtures)
 }
 
 /// `dist/<name>.schema.json`, from the plugin's `config-schema` example (run
@@ -151,10 +163,11 @@ fn write_manifest(root: &Path, plugins: &[String], dist: &Path) -> Result<(), St
         };
         let schema_name = format!("{name}.schema.json");
         let schema = if dist.join(&schema_name).is_file() { quote(&schema_name) } else { "null".to_string() };
+        let native = crate::native::manifest_entry(dist, name)?;
         let _ = write!(
             json,
             "{}\n    {{\"name\": {}, \"version\": {}, \"file\": {}, \"size\": {}, \"sha256\": {}, \
-             \"hosts\": {hosts}, \"schema\": {schema}}}",
+             \"hosts\": {hosts}, \"schema\": {schema}, \"native\": {native}}}",
             if index == 0 { "" } else { "," },
             quote(name),
             quote(&version),

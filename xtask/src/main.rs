@@ -22,6 +22,7 @@
 
 mod bench;
 mod build;
+mod native;
 mod new;
 mod package;
 mod reliability;

@@ -28,7 +28,11 @@
 //!   Envoy. So [`Request::resume`](crate::Request::resume) continues only what
 //!   a hook held, and never after a local answer.
 
-use proxy_wasm::types::Action;
+#[cfg(feature = "native")]
+pub(crate) use crate::native::Action;
+/// What the backend gets from a phase entry point: continue or hold.
+#[cfg(not(feature = "native"))]
+pub(crate) use proxy_wasm::types::Action;
 
 /// What a headers hook asks of the host. See the [module docs](self) for what
 /// each one does on Envoy.

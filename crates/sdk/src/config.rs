@@ -195,7 +195,9 @@ impl<C: DeserializeOwned> Rules<C> {
 }
 
 impl<C> Rules<C> {
-    /// No configuration yet: nothing applies to any request.
+    /// No configuration yet: nothing applies to any request (Wasm builds,
+    /// between VM start and the first configuration).
+    #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn empty() -> Self {
         Rules { plugin_id: None, global: None, rules: Vec::new() }
     }

@@ -369,3 +369,16 @@ pub mod redis {
         Ok(callout_id)
     }
 }
+
+/// Starts an HTTP call to `cluster`; the answer comes to the stream's
+/// `on_http_call_response` with the returned token. Goes through the
+/// `proxy-wasm` crate, whose dispatcher routes the answer back.
+pub fn dispatch_http_call(
+    cluster: &str,
+    headers: Vec<(&str, &str)>,
+    body: Option<&[u8]>,
+    timeout: std::time::Duration,
+) -> HostResult<u32> {
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout)
+        .map_err(|status| Status(status as u32))
+}

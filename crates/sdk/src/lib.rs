@@ -56,23 +56,41 @@
 //!
 //! No host call result, request value or config is ever unwrapped: errors are
 //! values, logged or returned, and never trap the VM.
+//!
+//! **Two builds of one source.** By default a plugin builds as a Proxy-Wasm
+//! module (`.wasm`, for Higress, Istio and Envoy). With the `native` feature
+//! (and the `native` profile) the same source builds as an Envoy dynamic
+//! module (`.so`, for upstream Envoy >= 1.40): see `native/mod.rs`, and the
+//! README for what behaves differently there.
 
 pub mod action;
 #[cfg(target_family = "wasm")]
 mod alloc;
 pub mod config;
 pub mod fields;
+// The host functions: Proxy-Wasm imports, or Envoy dynamic module callbacks.
+#[cfg_attr(feature = "native", path = "native/host.rs")]
 mod host;
 pub mod http;
 mod json;
 pub mod log;
+#[cfg(feature = "native")]
+mod native;
 mod pairs;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod request;
 #[cfg(feature = "schema")]
 pub mod schema;
+#[cfg(not(feature = "native"))]
 mod stream;
+
+#[cfg(all(feature = "native", feature = "redis"))]
+compile_error!(
+    "the Redis client needs Higress's host functions: a plugin with the `redis` feature builds as .wasm only"
+);
+#[cfg(all(feature = "native", target_family = "wasm"))]
+compile_error!("the `native` feature builds an Envoy dynamic module (x86_64/aarch64 Linux), not a Wasm module");
 
 pub use action::{BodyMode, DataAction, HeaderAction};
 pub use config::{ConfigError, RuleMode};
@@ -92,6 +110,20 @@ pub mod prelude {
     pub use serde::Deserialize;
 }
 
+/// What a plugin's config must be to be shared: in native builds Envoy's
+/// worker threads share one parsed config, so it must be `Send + Sync`
+/// (a config holding an `Rc` or a `Cell` fails to build natively); a Wasm VM
+/// has one thread and asks nothing more.
+#[cfg(feature = "native")]
+pub trait ThreadSafe: Send + Sync + 'static {}
+#[cfg(feature = "native")]
+impl<T: Send + Sync + 'static> ThreadSafe for T {}
+/// What a plugin's config must be to be shared (in Wasm builds: nothing more than `'static`).
+#[cfg(not(feature = "native"))]
+pub trait ThreadSafe: 'static {}
+#[cfg(not(feature = "native"))]
+impl<T: 'static> ThreadSafe for T {}
+
 /// A gateway plugin: its name, config, per-request state and hooks.
 ///
 /// Every hook has a default that lets the request go on, so a plugin writes
@@ -102,7 +134,7 @@ pub trait Plugin: Sized + 'static {
     const NAME: &'static str;
     /// The plugin's configuration, parsed by serde from the host's JSON.
     /// Use `#[serde(try_from = "...")]` to check values and derive fields.
-    type Config: serde::de::DeserializeOwned + 'static;
+    type Config: serde::de::DeserializeOwned + ThreadSafe;
     /// Per-request state, created with `Default` for each request.
     type State: Default + 'static;
 
@@ -169,11 +201,12 @@ pub fn now() -> std::time::SystemTime {
     }
 }
 
-/// Exports a [`Plugin`] as the module's Proxy-Wasm plugin: `gateway_sdk::main!(MyPlugin);`
+/// Exports a [`Plugin`] as the module's plugin: `gateway_sdk::main!(MyPlugin);`
 ///
 /// The entry point (`_initialize`) exists in Wasm builds only, so that a
 /// native program or test can link several plugin crates (as rlibs, for
 /// their config types) without duplicate symbols.
+#[cfg(not(feature = "native"))]
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
@@ -181,6 +214,22 @@ macro_rules! main {
         $crate::__private::proxy_wasm::main! {{
             $crate::__private::register::<$plugin>();
         }}
+    };
+}
+
+/// Exports a [`Plugin`] as the module's plugin: `gateway_sdk::main!(MyPlugin);`
+///
+/// In native builds this is the dynamic module's `on_program_init`, which
+/// installs the plugin and reports the ABI version it was built for; the
+/// SDK exports the other hooks.
+#[cfg(feature = "native")]
+#[macro_export]
+macro_rules! main {
+    ($plugin:ty) => {
+        #[no_mangle]
+        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::ffi::c_char {
+            $crate::__private::program_init::<$plugin>()
+        }
     };
 }
 
@@ -192,6 +241,10 @@ pub mod __fuzz {
 
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "native")]
+    pub use crate::native::program_init;
+    #[cfg(not(feature = "native"))]
     pub use crate::stream::register;
+    #[cfg(not(feature = "native"))]
     pub use proxy_wasm;
 }

@@ -7,13 +7,13 @@
 //! part of the exchange does not exist (response headers while handling the
 //! request, for instance).
 
+use crate::action::Action;
 use crate::config::{RequestFacts, Rules};
 use crate::host::{self, BufferType, MapType, StreamType};
 use crate::http::HttpResponse;
 use crate::log::Log;
 use crate::{BodyMode, DataAction, HeaderAction, Plugin};
-use proxy_wasm::types::Action;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) type HttpCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, &HttpResponse)>;
@@ -46,7 +46,7 @@ pub struct Request<P: Plugin> {
     /// Per-request state of the plugin: what Go's `SetContext`/`GetContext`
     /// held, typed. Starts as `P::State::default()`.
     pub state: P::State,
-    rules: Rc<Rules<P::Config>>,
+    rules: Arc<Rules<P::Config>>,
     /// The config chosen in the request headers phase: `Some(None)` the global
     /// config, `Some(Some(i))` rule `i`, `None` none (the plugin stays out).
     selected: Option<Option<usize>>,
@@ -74,7 +74,7 @@ pub struct Request<P: Plugin> {
 
 impl<P: Plugin> Request<P> {
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
-    pub(crate) fn new(rules: Rc<Rules<P::Config>>, context_id: u32) -> Self {
+    pub(crate) fn new(rules: Arc<Rules<P::Config>>, context_id: u32) -> Self {
         Request {
             state: P::State::default(),
             rules,
@@ -354,21 +354,17 @@ impl<P: Plugin> Request<P> {
             // last dispatched to, which inside a Redis callback is not this one.
             return Err(host::Status(12));
         }
-        match proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, body, vec![], timeout) {
-            Ok(token) => {
-                self.pending_http.push((token, callback));
-                Ok(())
-            }
-            Err(status) => Err(host::Status(status as u32)),
-        }
+        let token = host::dispatch_http_call(cluster, headers, body, timeout)?;
+        self.pending_http.push((token, callback));
+        Ok(())
     }
 
     /// Runs `f` with the config chosen for this request; `None` when the plugin
-    /// has no config for it. The rules are held by an `Rc` clone so that `f`
+    /// has no config for it. The rules are held by an `Arc` clone so that `f`
     /// can borrow the request mutably beside the config.
     pub(crate) fn with_config<R>(&mut self, f: impl FnOnce(&mut Self, &P::Config) -> R) -> Option<R> {
         let selected = self.selected?;
-        let rules = Rc::clone(&self.rules);
+        let rules = Arc::clone(&self.rules);
         let config = rules.get(selected)?;
         Some(f(self, config))
     }

@@ -15,17 +15,17 @@ use crate::log::Log;
 use crate::{Plugin, Request};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub(crate) struct Root<P: Plugin> {
-    rules: Rc<Rules<P::Config>>,
+    rules: Arc<Rules<P::Config>>,
     configured: bool,
 }
 
 impl<P: Plugin> Root<P> {
     pub(crate) fn new() -> Self {
         // Until configured, requests pass untouched: no global config, no rules.
-        Root { rules: Rc::new(Rules::empty()), configured: false }
+        Root { rules: Arc::new(Rules::empty()), configured: false }
     }
 }
 
@@ -51,7 +51,7 @@ impl<P: Plugin> RootContext for Root<P> {
                     }
                 }
                 log.info(if self.configured { "configuration replaced" } else { "configured" });
-                self.rules = Rc::new(rules);
+                self.rules = Arc::new(rules);
                 self.configured = true;
                 true
             }
@@ -67,10 +67,10 @@ impl<P: Plugin> RootContext for Root<P> {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let request = Request::<P>::new(Rc::clone(&self.rules), context_id);
+        let request = Request::<P>::new(Arc::clone(&self.rules), context_id);
         #[cfg(feature = "redis")]
         let request = {
-            let shared = Rc::new(std::cell::RefCell::new(request));
+            let shared = std::rc::Rc::new(std::cell::RefCell::new(request));
             crate::redis::track(context_id, &shared);
             shared
         };
@@ -80,7 +80,7 @@ impl<P: Plugin> RootContext for Root<P> {
 
 pub(crate) struct Stream<P: Plugin> {
     #[cfg(feature = "redis")]
-    request: Rc<std::cell::RefCell<Request<P>>>,
+    request: std::rc::Rc<std::cell::RefCell<Request<P>>>,
     #[cfg(not(feature = "redis"))]
     request: Request<P>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
