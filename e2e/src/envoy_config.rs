@@ -503,7 +503,9 @@ fn to_dynamic_module(filter: &mut Value) -> Result<()> {
     let Some(wasm) = wasm.map(Path::new) else {
         return Err(Error::new(format!("Wasm filter {name:?} has no local module to build natively")));
     };
-    let module = wasm.with_extension("so");
+    // A test may name a `.so` directly (a fixture built natively).
+    let module =
+        if wasm.extension().is_some_and(|e| e == "so") { wasm.to_path_buf() } else { wasm.with_extension("so") };
     if !module.is_file() {
         return Err(Error::new(format!(
             "native module {} (filter {name:?}) is missing: run `cargo xtask build`",
@@ -513,17 +515,24 @@ fn to_dynamic_module(filter: &mut Value) -> Result<()> {
     let plugin = filter.pointer("/typed_config/config/name").and_then(Value::as_str).unwrap_or(&name).to_string();
     let configuration =
         filter.pointer("/typed_config/config/configuration/value").and_then(Value::as_str).unwrap_or("").to_string();
-    set(
-        filter,
-        "typed_config",
-        json!({
+    let native = dynamic_module_filter(&plugin, &module, &configuration);
+    set(filter, "typed_config", native.get("typed_config").cloned().unwrap_or_default());
+    Ok(())
+}
+
+/// An Envoy dynamic module HTTP filter running the plugin `.so` at `module`
+/// with `configuration` (JSON text), named `name` (also the filter name the
+/// module gets).
+pub fn dynamic_module_filter(name: &str, module: &Path, configuration: &str) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
             "@type": DYNAMIC_MODULE_FILTER_TYPE,
             "dynamic_module_config": {"module": {"local": {"filename": module.to_string_lossy()}}},
-            "filter_name": plugin,
+            "filter_name": name,
             "filter_config": {"@type": STRING_VALUE_TYPE, "value": configuration},
-        }),
-    );
-    Ok(())
+        },
+    })
 }
 
 /// Rewrites a cluster's compose endpoints to local ones; `false` drops the cluster.

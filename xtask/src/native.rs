@@ -77,6 +77,31 @@ fn compile(root: &Path, package: &str) -> Result<(), String> {
     sh(root, "cargo", &args)
 }
 
+/// The e2e suites that run plugins on Envoy, run again on the `.so` builds
+/// (`E2E_BUILD=native`): they must pass on both.
+pub const E2E_SUITES: &[&str] =
+    &["seed", "rules", "bad_config", "log_format", "http_call", "parity", "actions", "native"];
+
+/// Runs [`E2E_SUITES`] on the native builds.
+pub fn test(root: &Path) -> Result<(), String> {
+    let mut args = vec!["test", "-p", "e2e", "--no-fail-fast"];
+    for suite in E2E_SUITES {
+        args.extend(["--test", suite]);
+    }
+    eprintln!("$ E2E_BUILD=native cargo {}", args.join(" "));
+    let status = std::process::Command::new("cargo")
+        .args(&args)
+        .env("E2E_BUILD", "native")
+        .current_dir(root)
+        .status()
+        .map_err(|err| format!("cannot run cargo: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the e2e suites failed on the native builds ({status})"))
+    }
+}
+
 /// The manifest's `native` member for a plugin: its `.so` with size, sha256,
 /// ABI, target, glibc baseline and Envoy versions; `null` when it has none.
 pub fn manifest_entry(dist: &Path, name: &str) -> Result<String, String> {

@@ -239,6 +239,31 @@ pub mod __fuzz {
     pub use crate::pairs::{decode, encode};
 }
 
+/// The bare host calls behind the SDK's back, for the test fixture that shows
+/// what the host does with them (`e2e/fixtures/probe`); not part of the API.
+#[doc(hidden)]
+pub mod __raw {
+    use crate::host::{self, StreamType};
+
+    fn status_name(result: host::HostResult<()>) -> &'static str {
+        match result {
+            Ok(()) => "Ok",
+            Err(status) => status.name(),
+        }
+    }
+
+    /// Continues the request (`response` false) or the response, held or not.
+    pub fn continue_stream(response: bool) -> &'static str {
+        status_name(host::continue_stream(if response { StreamType::Response } else { StreamType::Request }))
+    }
+
+    /// Sends a local answer without the SDK's bookkeeping.
+    pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> &'static str {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        status_name(host::send_local_response(u32::from(status), &headers, body))
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "native")]

@@ -3,9 +3,10 @@
 //! httpbin runs on a port of its choosing; Envoy serves `listener_0` on
 //! 127.0.0.1:10000 and its admin on 127.0.0.1:9901, as in `docker compose`.
 //! Filters upstream Envoy cannot load (the Higress-only Redis limiter) are left
-//! out, and said so.
+//! out, and said so. `--native` (or `E2E_BUILD=native`) serves the `.so`
+//! builds (Envoy dynamic modules) instead of the `.wasm` ones.
 
-use e2e::{Envoy, EnvoyConfig, Httpbin, Upstreams};
+use e2e::{Build, Envoy, EnvoyConfig, Httpbin, Upstreams};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -30,6 +31,9 @@ fn run() -> Result<(), String> {
     .map_err(|err| format!("cannot catch Ctrl-C: {err}"))?;
 
     let mut config = EnvoyConfig::load().map_err(|e| e.to_string())?;
+    if std::env::args().skip(1).any(|arg| arg == "--native") {
+        config.set_build(Build::Native);
+    }
     config.bind_port(Some("listener_0"), LISTENER_PORT).map_err(|e| e.to_string())?;
     config.bind_port(None, ADMIN_PORT).map_err(|e| e.to_string())?;
     let httpbin = Httpbin::start().map_err(|e| e.to_string())?;
@@ -38,7 +42,7 @@ fn run() -> Result<(), String> {
 
     let base = format!("http://127.0.0.1:{LISTENER_PORT}");
     println!("httpbin  http://127.0.0.1:{}", httpbin.port());
-    println!("envoy    {base}  (admin http://127.0.0.1:{ADMIN_PORT})");
+    println!("envoy    {base}  (admin http://127.0.0.1:{ADMIN_PORT}), plugins: {:?} builds", config.build());
     for removed in config.removed() {
         println!("not loaded: {} ({})", removed.filter, removed.reason);
     }
