@@ -178,6 +178,10 @@ pub fn run(options: &Options) -> Result<Results> {
         .iter()
         .filter_map(|v| {
             let module = v.module(&options.modules)?;
+            // Instructions are counted in Wasm modules only; a `.so` runs as machine code.
+            if module.extension().is_some_and(|e| e == "so") {
+                return None;
+            }
             Some((*v, work::measure(&module, v.plugin_config().unwrap_or_default().as_bytes())))
         })
         .collect();

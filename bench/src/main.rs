@@ -117,6 +117,10 @@ fn shown_command(args: &[String]) -> String {
 fn print_work(options: &Options) -> Result<()> {
     for v in &options.variants {
         let Some(module) = v.module(&options.modules) else { continue };
+        if module.extension().is_some_and(|e| e == "so") {
+            println!("{:24} native build: no Wasm instructions to count", v.id);
+            continue;
+        }
         let work = gateway_bench::work::measure(&module, v.plugin_config().unwrap_or_default().as_bytes())?;
         println!("{:24} {:>6} instructions/request", v.id, work.fuel);
         for (callback, fuel) in &work.by_callback {

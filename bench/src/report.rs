@@ -13,6 +13,9 @@ pub const MAX_P99_VS_RAW: f64 = 1.05;
 pub const MAX_HELLO_WORLD_BYTES: u64 = 100_000;
 pub const MAX_PLUGIN_BYTES: u64 = 300_000;
 pub const MAX_ALL_PLUGINS_READY_S: f64 = 0.6;
+/// The native builds (`.so`) against Envoy's own filter doing the same job.
+pub const MIN_NATIVE_RPS_VS_ENVOY: f64 = 0.95;
+pub const MAX_NATIVE_CPU_VS_ENVOY: f64 = 1.05;
 /// Other load (in cores) above which the numbers are marked preliminary.
 pub const MAX_FOREIGN_CORES: f64 = 0.1;
 
@@ -347,6 +350,7 @@ pub fn goals(results: &Results) -> Vec<Goal> {
             why: "the module's data, stack and heap need more 64 KiB pages".to_string(),
         });
     }
+    goals.extend(native_goals(results));
     let dist = &results.options.modules.dist;
     let hello = std::fs::metadata(dist.join("hello-world.wasm")).ok().map(|m| m.len());
     goals.push(Goal {
@@ -404,6 +408,43 @@ pub fn goals(results: &Results) -> Vec<Goal> {
         }),
         why: "see the commands per request in *redis-rate-limit on the test host*".to_string(),
     });
+    goals
+}
+
+/// The native builds against Envoy's own filter for their job: RPS at least
+/// [`MIN_NATIVE_RPS_VS_ENVOY`]×; for the header plugins also Envoy CPU per
+/// request at most [`MAX_NATIVE_CPU_VS_ENVOY`]×.
+fn native_goals(results: &Results) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let natives = results.ordered().into_iter().filter(|v| v.kind == Kind::Plugin && v.id.ends_with("-native"));
+    for variant in natives.filter(|v| matches!(v.job, variants::Job::AddHeader | variants::Job::Token)) {
+        let envoy = variant.job.native();
+        let rps = results.ratio(variant.id, envoy, rps);
+        let cpu = results.ratio(variant.id, envoy, cpu_us);
+        let checks_cpu = variant.job == variants::Job::AddHeader;
+        let goal = if checks_cpu {
+            format!(
+                "{}: RPS ≥ {MIN_NATIVE_RPS_VS_ENVOY}× and Envoy CPU per request ≤ {MAX_NATIVE_CPU_VS_ENVOY}× `{envoy}`",
+                variant.label
+            )
+        } else {
+            format!("{}: RPS ≥ {MIN_NATIVE_RPS_VS_ENVOY}× `{envoy}`", variant.label)
+        };
+        goals.push(Goal {
+            goal,
+            measured: format!("RPS {}, Envoy CPU per request {}", ratio_with(rps, 3), ratio_with(cpu, 3)),
+            met: match (rps, cpu) {
+                (Some(rps), Some(cpu)) if checks_cpu => {
+                    Some(rps.median >= MIN_NATIVE_RPS_VS_ENVOY && cpu.median <= MAX_NATIVE_CPU_VS_ENVOY)
+                }
+                (Some(rps), _) if !checks_cpu => Some(rps.median >= MIN_NATIVE_RPS_VS_ENVOY),
+                _ => None,
+            },
+            why: "the SDK's per-request work (rules, the Request object, log level checks) on top of the filter's \
+                  job, and the run's noise (see the spread)"
+                .to_string(),
+        });
+    }
     goals
 }
 

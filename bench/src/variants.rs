@@ -24,6 +24,9 @@
 //! | answer locally `200 hello world` | the route's `direct_response` (= no filter) | `bench/raw/local-answer` | hello-world |
 //! | add `hello: world`, then answer locally | `header_mutation` (the route answers) | `bench/raw/local-answer` configured `add-header` | mock (`mockEnable` true) |
 //! | fetch a token over HTTP, copy it into the request | `ext_authz` (HTTP service, `allowed_upstream_headers`) | `bench/raw/http-call` | http-call |
+//!
+//! Each plugin runs twice: its `.wasm` (ids `mock`, ...) and its native build,
+//! `dist/<name>.so` on Envoy's dynamic module filter (ids `mock-native`, ...).
 
 use crate::Result;
 use serde_json::{json, Value};
@@ -100,6 +103,8 @@ enum Filter {
     Raw(&'static str, &'static str),
     /// `dist/<name>.wasm` with this configuration.
     Plugin(&'static str, &'static str),
+    /// `dist/<name>.so` (the native build) with this configuration.
+    NativePlugin(&'static str, &'static str),
     /// Another build of a variant's module (`--also ID=PATH`), with that
     /// variant's configuration.
     Module(&'static Path, &'static str),
@@ -201,6 +206,34 @@ pub const ALL: &[Variant] = &[
         kind: Kind::Plugin,
         filter: Filter::Plugin("http-call", HTTP_CALL_CONFIG),
     },
+    Variant {
+        id: "mock-native",
+        label: "mock .so (mockEnable false)",
+        job: Job::AddHeader,
+        kind: Kind::Plugin,
+        filter: Filter::NativePlugin("mock", r#"{"mockEnable": false}"#),
+    },
+    Variant {
+        id: "mock-answer-native",
+        label: "mock .so (mockEnable true)",
+        job: Job::HeaderAndAnswer,
+        kind: Kind::Plugin,
+        filter: Filter::NativePlugin("mock", r#"{"mockEnable": true}"#),
+    },
+    Variant {
+        id: "hello-world-native",
+        label: "hello-world .so",
+        job: Job::LocalAnswer,
+        kind: Kind::Plugin,
+        filter: Filter::NativePlugin("hello-world", "{}"),
+    },
+    Variant {
+        id: "http-call-native",
+        label: "http-call .so",
+        job: Job::Token,
+        kind: Kind::Plugin,
+        filter: Filter::NativePlugin("http-call", HTTP_CALL_CONFIG),
+    },
 ];
 
 /// The variant with this id.
@@ -214,7 +247,10 @@ pub fn by_id(id: &str) -> Option<&'static Variant> {
 /// lives as long as the program (a command-line choice).
 pub fn with_module(base: &Variant, path: &Path) -> Result<&'static Variant> {
     let config = match base.filter {
-        Filter::Raw(_, config) | Filter::Plugin(_, config) | Filter::Module(_, config) => config,
+        Filter::Raw(_, config)
+        | Filter::Plugin(_, config)
+        | Filter::NativePlugin(_, config)
+        | Filter::Module(_, config) => config,
         _ => return Err(format!("{} loads no module to replace", base.id)),
     };
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -245,6 +281,7 @@ impl Variant {
         match self.filter {
             Filter::Raw(name, _) => Some(modules.raw.join(format!("raw-{name}.wasm"))),
             Filter::Plugin(name, _) => Some(modules.dist.join(format!("{name}.wasm"))),
+            Filter::NativePlugin(name, _) => Some(modules.dist.join(format!("{name}.so"))),
             Filter::Module(path, _) => Some(path.to_path_buf()),
             _ => None,
         }
@@ -253,7 +290,10 @@ impl Variant {
     /// The configuration of a Wasm variant (JSON for plugins).
     pub fn plugin_config(&self) -> Option<&'static str> {
         match self.filter {
-            Filter::Raw(_, config) | Filter::Plugin(_, config) | Filter::Module(_, config) => Some(config),
+            Filter::Raw(_, config)
+            | Filter::Plugin(_, config)
+            | Filter::NativePlugin(_, config)
+            | Filter::Module(_, config) => Some(config),
             _ => None,
         }
     }
@@ -276,11 +316,16 @@ impl Variant {
             Filter::None => {}
             Filter::HeaderMutation => filters.push(header_mutation()),
             Filter::ExtAuthz => filters.push(ext_authz()),
-            Filter::Raw(..) | Filter::Plugin(..) | Filter::Module(..) => {
+            Filter::Raw(..) | Filter::Plugin(..) | Filter::NativePlugin(..) | Filter::Module(..) => {
                 let module = self.module(modules).unwrap_or_default();
                 check_module(&module)?;
                 let config = self.plugin_config().unwrap_or("");
-                filters.push(e2e::envoy_config::wasm_filter(self.id, &module, config));
+                // A `.so` (a native plugin, or `--also` naming one) runs on the dynamic module filter.
+                if module.extension().is_some_and(|e| e == "so") {
+                    filters.push(e2e::envoy_config::dynamic_module_filter(self.id, &module, config));
+                } else {
+                    filters.push(e2e::envoy_config::wasm_filter(self.id, &module, config));
+                }
             }
         }
         Ok(bootstrap(filters, token_port))

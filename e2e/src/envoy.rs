@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! envoy -c config.json --use-dynamic-base-id --disable-hot-restart --concurrency 1 (or N)
-//!       -l warning --component-log-level wasm:debug --admin-address-path admin.txt
+//!       -l warning --component-log-level wasm:debug,dynamic_modules:debug --admin-address-path admin.txt
 //! ```
 //!
 //! with stdout and stderr in `envoy.log` (stderr is written as it happens;
@@ -228,13 +228,20 @@ impl FailedStart {
 
 /// The plugins' lines of an Envoy log, without Envoy's prefix: from
 /// `[..][wasm] [source/..] wasm log http-call http-call: [http-call] [nil] [r-1] hi`
-/// it keeps `[http-call] [nil] [r-1] hi`.
+/// (a `.wasm` build) or `[..][dynamic_modules] [:] [http-call] [nil] [r-1] hi`
+/// (a `.so` build) it keeps `[http-call] [nil] [r-1] hi`.
 pub fn plugin_lines(log: &str) -> Vec<String> {
     log.lines()
-        .filter(|line| line.contains("][wasm]"))
         .filter_map(|line| {
-            let message = line.split_once(" wasm log ")?.1;
-            Some(message.split_once(": ")?.1.to_string())
+            if line.contains("][wasm]") {
+                let message = line.split_once(" wasm log ")?.1;
+                Some(message.split_once(": ")?.1.to_string())
+            } else if line.contains("][dynamic_modules]") {
+                // Module lines carry no source location: `[:]`.
+                Some(line.split_once("] [:] ")?.1.to_string())
+            } else {
+                None
+            }
         })
         .collect()
 }
@@ -263,7 +270,7 @@ fn spawn(
                 "-l".to_string(),
                 "warning".to_string(),
                 "--component-log-level".to_string(),
-                "wasm:debug".to_string(),
+                "wasm:debug,dynamic_modules:debug".to_string(),
             ],
         })
         .arg("--admin-address-path")

@@ -29,11 +29,13 @@
 //! pieces.
 
 use crate::error::{Context, Error, Result};
-use crate::{paths, wasm};
+use crate::{paths, wasm, Build};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
 const WASM_FILTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const DYNAMIC_MODULE_FILTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
 const HCM_NAME: &str = "envoy.filters.network.http_connection_manager";
 const ROUTER_NAME: &str = "envoy.filters.http.router";
 const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
@@ -72,6 +74,7 @@ impl Upstreams {
 pub struct EnvoyConfig {
     root: Value,
     removed: Vec<Removed>,
+    build: Build,
 }
 
 impl EnvoyConfig {
@@ -95,10 +98,21 @@ impl EnvoyConfig {
     }
 
     fn from_value(root: Value, dist: &Path) -> Result<EnvoyConfig> {
-        let mut config = EnvoyConfig { root, removed: Vec::new() };
+        let mut config = EnvoyConfig { root, removed: Vec::new(), build: Build::from_env() };
         config.bind_loopback_port_zero();
         config.use_local_modules(dist)?;
         Ok(config)
+    }
+
+    /// The build of the plugins Envoy loads (from `E2E_BUILD` unless set).
+    pub fn build(&self) -> Build {
+        self.build
+    }
+
+    /// Loads the `.wasm` or the `.so` builds of the plugins.
+    pub fn set_build(&mut self, build: Build) -> &mut Self {
+        self.build = build;
+        self
     }
 
     /// Filters taken out because upstream Envoy cannot load them.
@@ -254,6 +268,13 @@ impl EnvoyConfig {
         let mut root = self.root.clone();
         if let Some(clusters) = root.pointer_mut("/static_resources/clusters").and_then(Value::as_array_mut) {
             clusters.retain_mut(|cluster| point_at_local(cluster, upstreams));
+        }
+        if self.build == Build::Native {
+            for hcm in hcms_mut(&mut root) {
+                for filter in items(hcm, "/http_filters") {
+                    to_dynamic_module(filter)?;
+                }
+            }
         }
         serde_json::to_string_pretty(&root).context(|| "writing the Envoy config".to_string())
     }
@@ -477,6 +498,51 @@ fn entry<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
 /// Sets the member `key` of `value` (made an object if needed).
 fn set(value: &mut Value, key: &str, new: Value) {
     object(value).insert(key.to_string(), new);
+}
+
+/// Turns a Wasm filter into the dynamic module filter running the `.so` built
+/// beside its `.wasm`, with the same name, plugin configuration and
+/// `disabled` flag (per-route `FilterConfig`s apply to it unchanged).
+/// Wasm-only settings (VM, `allow_on_headers_stop_iteration`) have no counterpart.
+fn to_dynamic_module(filter: &mut Value) -> Result<()> {
+    if filter.pointer("/typed_config/@type").and_then(Value::as_str) != Some(WASM_FILTER_TYPE) {
+        return Ok(());
+    }
+    let name = name_of(filter).unwrap_or_default().to_string();
+    let wasm = filter.pointer("/typed_config/config/vm_config/code/local/filename").and_then(Value::as_str);
+    let Some(wasm) = wasm.map(Path::new) else {
+        return Err(Error::new(format!("Wasm filter {name:?} has no local module to build natively")));
+    };
+    // A test may name a `.so` directly (a fixture built natively).
+    let module =
+        if wasm.extension().is_some_and(|e| e == "so") { wasm.to_path_buf() } else { wasm.with_extension("so") };
+    if !module.is_file() {
+        return Err(Error::new(format!(
+            "native module {} (filter {name:?}) is missing: run `cargo xtask build`",
+            module.display()
+        )));
+    }
+    let plugin = filter.pointer("/typed_config/config/name").and_then(Value::as_str).unwrap_or(&name).to_string();
+    let configuration =
+        filter.pointer("/typed_config/config/configuration/value").and_then(Value::as_str).unwrap_or("").to_string();
+    let native = dynamic_module_filter(&plugin, &module, &configuration);
+    set(filter, "typed_config", native.get("typed_config").cloned().unwrap_or_default());
+    Ok(())
+}
+
+/// An Envoy dynamic module HTTP filter running the plugin `.so` at `module`
+/// with `configuration` (JSON text), named `name` (also the filter name the
+/// module gets).
+pub fn dynamic_module_filter(name: &str, module: &Path, configuration: &str) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": DYNAMIC_MODULE_FILTER_TYPE,
+            "dynamic_module_config": {"module": {"local": {"filename": module.to_string_lossy()}}},
+            "filter_name": name,
+            "filter_config": {"@type": STRING_VALUE_TYPE, "value": configuration},
+        },
+    })
 }
 
 /// Rewrites a cluster's compose endpoints to local ones; `false` drops the cluster.

@@ -25,6 +25,8 @@
 //!
 //! What is where:
 //!
+//! * [`build`]: which build of the plugins runs, `.wasm` or `.so`
+//!   (`E2E_BUILD=native`); the same tests run on both.
 //! * [`paths`]: the repository, the Python venv (Envoy and httpbin) and the
 //!   plugin modules of `dist/`; each missing piece is an error that says how
 //!   to get it (`cargo xtask build`, the venv command), never a skipped test.
@@ -54,6 +56,8 @@
 //! ends. Deadlines are generous (the suite runs on busy 2-core machines) and
 //! nothing asserts on timing.
 
+pub mod build;
+pub mod elf;
 pub mod envoy;
 pub mod envoy_config;
 mod error;
@@ -65,6 +69,7 @@ pub mod redis;
 pub mod reliability;
 mod wasm;
 
+pub use build::Build;
 pub use envoy::{Envoy, FailedStart, StartFailure};
 pub use envoy_config::{EnvoyConfig, Upstreams};
 pub use error::{Error, Result};

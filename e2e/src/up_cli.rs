@@ -19,4 +19,7 @@ pub struct UpArgs {
     /// Port of Envoy's admin
     #[arg(long, value_name = "PORT", default_value_t = 9901)]
     pub admin_port: u16,
+    /// Serve the `.so` builds (Envoy dynamic modules) instead of the `.wasm` ones
+    #[arg(long)]
+    pub native: bool,
 }

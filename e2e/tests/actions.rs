@@ -76,25 +76,36 @@ static_resources:
 /// `$CARGO_TARGET_DIR` when that is set; under `<repo>/target`. A missing
 /// module, or one older than the probe's or the SDK's sources, fails the test
 /// with the command that builds it: a stale probe would show stale behaviour.
+///
+/// With `E2E_BUILD=native`, the probe's Envoy dynamic module instead
+/// (`target/native/libprobe.so`, built by `cargo xtask build`).
 fn probe_module() -> PathBuf {
-    const BUILT: &str = "wasm32-wasip1/release/probe.wasm";
-    const BUILD: &str = "cargo build --release --target wasm32-wasip1 -p probe";
+    let (built, build) = match e2e::Build::from_env() {
+        e2e::Build::Wasm => {
+            ("wasm32-wasip1/release/probe.wasm", "cargo build --release --target wasm32-wasip1 -p probe")
+        }
+        e2e::Build::Native => (
+            "native/libprobe.so",
+            "cargo rustc --profile native -p probe --lib --crate-type cdylib --features gateway-sdk/native",
+        ),
+    };
+
     let root = e2e::paths::repo_root();
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("PROBE_WASM") {
         candidates.push(PathBuf::from(path));
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(root.join(dir).join(BUILT));
+        candidates.push(root.join(dir).join(built));
     }
-    candidates.push(root.join("target").join(BUILT));
+    candidates.push(root.join("target").join(built));
     let Some(module) = candidates.iter().find(|path| path.is_file()) else {
-        panic!("the probe module is not built: run `{BUILD}` (looked for {candidates:?})");
+        panic!("the probe module is not built: run `{build}` (looked for {candidates:?})");
     };
     let built = modified(module);
     let sources = [root.join("e2e/fixtures/probe"), root.join("crates/sdk/src"), root.join("crates/sdk/Cargo.toml")];
     if let Some(newer) = sources.iter().flat_map(|path| files(path)).find(|source| modified(source) > built) {
-        panic!("the probe module {} is older than {}: run `{BUILD}`", module.display(), newer.display());
+        panic!("the probe module {} is older than {}: run `{build}`", module.display(), newer.display());
     }
     module.clone()
 }

@@ -56,6 +56,23 @@ fn manifest_matches_dist() {
             serde_json::json!(["higress"])
         };
         assert_eq!(entry["hosts"], hosts, "{name}: hosts (Higress-only imports: {higress_imports:?})");
+
+        // The native build (an Envoy dynamic module): every plugin without Higress-only imports.
+        let native = &entry["native"];
+        if !higress_imports.is_empty() {
+            assert!(native.is_null(), "{name}: a Higress-only plugin has no native build: {native}");
+            continue;
+        }
+        assert_eq!(native["file"], format!("{name}.so"));
+        let so = std::fs::read(ship::dist_file(&format!("{name}.so"))).unwrap();
+        assert_eq!(native["size"].as_u64(), Some(so.len() as u64), "{name}.so: size");
+        let so_sha256 = format!("{:x}", Sha256::digest(&so));
+        assert_eq!(native["sha256"], so_sha256.as_str(), "{name}.so: sha256");
+        let sum = std::fs::read_to_string(ship::dist_file(&format!("{name}.so.sha256"))).unwrap();
+        assert_eq!(sum, format!("{so_sha256}  {name}.so\n"), "{name}: .so.sha256 file");
+        assert_eq!(native["abi"], "v0.2.0");
+        assert_eq!(native["envoy"], serde_json::json!(["1.40"]));
+        assert!(native["glibc"].as_str().is_some_and(|v| v.starts_with("2.")), "{name}.so: glibc {native}");
     }
 }
 

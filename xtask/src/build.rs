@@ -99,17 +99,18 @@ pub fn run(root: &Path) -> Result<(), String> {
 }
 
 /// What `cargo xtask up` serves: every plugin's module (with its sha256)
-/// and the manifest, without schemas or fixtures.
-pub fn for_serving(root: &Path) -> Result<(), String> {
-    build(root, &[], false)
+/// and the manifest, without schemas or fixtures; the `.so` builds only
+/// when they are the ones served (`native`).
+pub fn for_serving(root: &Path, native: bool) -> Result<(), String> {
+    build(root, &[], false, native)
 }
 
 /// Builds the plugins named in `only` (every plugin and fixture when empty).
 pub fn run_only(root: &Path, only: &[String]) -> Result<(), String> {
-    build(root, only, true)
+    build(root, only, true, true)
 }
 
-fn build(root: &Path, only: &[String], everything: bool) -> Result<(), String> {
+fn build(root: &Path, only: &[String], everything: bool, native: bool) -> Result<(), String> {
     let all = packages_in(root, "plugins")?;
     if let Some(unknown) = only.iter().find(|name| !all.contains(name)) {
         return Err(format!("no plugin {unknown:?} in plugins/ (there are: {})", all.join(", ")));
@@ -148,7 +149,21 @@ fn build(root: &Path, only: &[String], everything: bool) -> Result<(), String> {
             write_schema(root, name, &dist)?;
         }
     }
+    if native {
+        build_native(root, &plugins, &fixtures, &dist)?;
+    }
     write_manifest(root, &dist)
+}
+
+/// The Envoy dynamic modules (`native.rs`): plugins to `dist/<name>.so`,
+/// fixtures to `target/native/lib<name>.so` only (tests load them from there).
+fn build_native(root: &Path, plugins: &[String], fixtures: &[String], dist: &Path) -> Result<(), String> {
+    let native: Vec<String> =
+        plugins.iter().filter(|name| crate::native::builds_natively(root, name)).cloned().collect();
+    crate::native::build(root, &native, dist)?;
+    let fixtures: Vec<String> =
+        fixtures.iter().filter(|name| crate::native::builds_natively(root, name)).cloned().collect();
+    crate::native::build_fixtures(root, &fixtures)
 }
 
 /// `dist/<name>.schema.json`, printed by the plugin's library built natively
@@ -214,6 +229,7 @@ fn write_manifest(root: &Path, dist: &Path) -> Result<(), String> {
             "sha256": format!("{:x}", Sha256::digest(&bytes)),
             "hosts": hosts,
             "schema": schema,
+            "native": crate::native::manifest_entry(dist, name)?,
         }));
     }
     let count = entries.len();

@@ -33,6 +33,7 @@ mod bench;
 #[path = "../../bench/src/cli.rs"]
 mod bench_cli;
 mod build;
+mod native;
 mod new;
 #[path = "../../crates/oci/src/cli.rs"]
 mod oci_cli;
@@ -167,13 +168,21 @@ fn test(root: &Path) -> Result<(), String> {
     for package in build::wasm_packages(root)? {
         sh(root, "cargo", &["clippy", "--target", "wasm32-wasip1", "-p", &package, "--", "-D", "warnings"])?;
     }
+    // The native builds as they are built (SDK feature `native`; see native.rs).
+    for package in build::wasm_packages(root)? {
+        if package != "gateway-sdk" && native::builds_natively(root, &package) {
+            let args = ["clippy", "-p", &package, "--lib", "--features", "gateway-sdk/native", "--", "-D", "warnings"];
+            sh(root, "cargo", &args)?;
+        }
+    }
     build::run(root)?;
-    sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])
+    sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    native::test(root)
 }
 
 fn up(root: &Path, args: &[String]) -> Result<(), String> {
     setup::for_serving(root)?;
-    build::for_serving(root)?;
+    build::for_serving(root, args.iter().any(|arg| arg == "--native"))?;
     // Become the server (cargo run execs it too): a signal to this process
     // then reaches the one that owns Envoy and httpbin and stops them.
     // From the caller's directory, so that a relative `--config` means what they typed.

@@ -74,6 +74,8 @@ pub(crate) enum HostAction {
 
 impl HostAction {
     /// The value Proxy-Wasm ABI 0.2.1 gives this action.
+    // Wasm only: the native backend maps actions to its own status codes.
+    #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn abi_code(self) -> u32 {
         match self {
             HostAction::Continue => 0,

@@ -194,8 +194,19 @@ impl<C: DeserializeOwned> Rules<C> {
     }
 }
 
+/// How rules are shared between the root and its requests: an `Rc` in a
+/// Wasm VM (one thread), an `Arc` in native builds, where Envoy's worker
+/// threads share one parsed configuration.
+#[cfg(not(feature = "native"))]
+pub(crate) type Shared<T> = std::rc::Rc<T>;
+/// How rules are shared between the root and its requests (native builds: across worker threads).
+#[cfg(feature = "native")]
+pub(crate) type Shared<T> = std::sync::Arc<T>;
+
 impl<C> Rules<C> {
-    /// No configuration yet: nothing applies to any request.
+    /// No configuration yet: nothing applies to any request (Wasm builds,
+    /// between VM start and the first configuration).
+    #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn empty() -> Self {
         Rules { plugin_id: None, global: None, rules: Vec::new() }
     }

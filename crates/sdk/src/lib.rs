@@ -68,6 +68,12 @@
 //!
 //! No host call result, request value or config is ever unwrapped: errors are
 //! values, logged or returned, and never trap the VM.
+//!
+//! **Two builds of one source.** By default a plugin builds as a Proxy-Wasm
+//! module (`.wasm`, for Higress, Istio and Envoy). With the `native` feature
+//! (and the `native` profile) the same source builds as an Envoy dynamic
+//! module (`.so`, for upstream Envoy >= 1.40): see `native/mod.rs`, and the
+//! README for what behaves differently there.
 
 pub mod action;
 #[cfg(target_family = "wasm")]
@@ -76,15 +82,22 @@ pub mod attributes;
 mod body;
 pub mod config;
 mod details;
+// Routes the host's calls to contexts and callouts; native builds have a
+// filter per request and need only its callout bookkeeping.
+#[cfg_attr(feature = "native", path = "native/dispatch.rs")]
 mod dispatch;
 pub mod fields;
 pub mod foreign;
+// The host functions: Proxy-Wasm imports, or Envoy dynamic module callbacks.
+#[cfg_attr(feature = "native", path = "native/host.rs")]
 mod host;
 pub mod http;
 mod json;
 pub mod lifetime;
 pub mod log;
 pub mod metrics;
+#[cfg(feature = "native")]
+mod native;
 mod pairs;
 pub mod property;
 #[cfg(feature = "redis")]
@@ -94,7 +107,15 @@ mod request;
 pub mod schema;
 pub mod settings;
 pub mod shared;
+#[cfg(not(feature = "native"))]
 mod stream;
+
+#[cfg(all(feature = "native", feature = "redis"))]
+compile_error!(
+    "the Redis client needs Higress's host functions: a plugin with the `redis` feature builds as .wasm only"
+);
+#[cfg(all(feature = "native", target_family = "wasm"))]
+compile_error!("the `native` feature builds an Envoy dynamic module (x86_64/aarch64 Linux), not a Wasm module");
 
 pub use action::{BodyMode, DataAction, HeaderAction};
 pub use attributes::{AttributeValue, Attributes};
@@ -119,6 +140,20 @@ pub mod prelude {
     pub use serde::Deserialize;
 }
 
+/// What a plugin's config must be to be shared: in native builds Envoy's
+/// worker threads share one parsed config, so it must be `Send + Sync`
+/// (a config holding an `Rc` or a `Cell` fails to build natively); a Wasm VM
+/// has one thread and asks nothing more.
+#[cfg(feature = "native")]
+pub trait ThreadSafe: Send + Sync + 'static {}
+#[cfg(feature = "native")]
+impl<T: Send + Sync + 'static> ThreadSafe for T {}
+/// What a plugin's config must be to be shared (in Wasm builds: nothing more than `'static`).
+#[cfg(not(feature = "native"))]
+pub trait ThreadSafe: 'static {}
+#[cfg(not(feature = "native"))]
+impl<T: 'static> ThreadSafe for T {}
+
 /// A gateway plugin: its name, config, per-request state and hooks.
 ///
 /// Every hook has a default that lets the request go on, so a plugin writes
@@ -129,7 +164,7 @@ pub trait Plugin: Sized + 'static {
     const NAME: &'static str;
     /// The plugin's configuration, parsed by serde from the host's JSON.
     /// Use `#[serde(try_from = "...")]` to check values and derive fields.
-    type Config: serde::de::DeserializeOwned + 'static;
+    type Config: serde::de::DeserializeOwned + ThreadSafe;
     /// Per-request state, created with `Default` for each request.
     type State: Default + 'static;
 
@@ -235,11 +270,12 @@ pub fn now() -> std::time::SystemTime {
     }
 }
 
-/// Exports a [`Plugin`] as the module's Proxy-Wasm plugin: `gateway_sdk::main!(MyPlugin);`
+/// Exports a [`Plugin`] as the module's plugin: `gateway_sdk::main!(MyPlugin);`
 ///
 /// The entry point (`_initialize`) exists in Wasm builds only, so that a
 /// native program or test can link several plugin crates (as rlibs, for
 /// their config types) without duplicate symbols.
+#[cfg(not(feature = "native"))]
 #[macro_export]
 macro_rules! main {
     ($plugin:ty) => {
@@ -252,13 +288,57 @@ macro_rules! main {
     };
 }
 
+/// Exports a [`Plugin`] as the module's plugin: `gateway_sdk::main!(MyPlugin);`
+///
+/// In native builds this is the dynamic module's `on_program_init`, which
+/// installs the plugin and reports the ABI version it was built for; the
+/// SDK exports the other hooks.
+#[cfg(feature = "native")]
+#[macro_export]
+macro_rules! main {
+    ($plugin:ty) => {
+        #[no_mangle]
+        pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const ::std::ffi::c_char {
+            $crate::__private::program_init::<$plugin>()
+        }
+    };
+}
+
 /// The header-map wire codec, for the fuzz targets (not part of the API).
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::pairs::{decode, encode};
 }
 
+/// The bare host calls behind the SDK's back, for the test fixture that shows
+/// what the host does with them (`e2e/fixtures/probe`); not part of the API.
+#[doc(hidden)]
+pub mod __raw {
+    use crate::host::{self, StreamType};
+
+    fn status_name(result: host::HostResult<()>) -> &'static str {
+        match result {
+            Ok(()) => "Ok",
+            Err(status) => status.name(),
+        }
+    }
+
+    /// Continues the request (`response` false) or the response, held or not.
+    pub fn continue_stream(response: bool) -> &'static str {
+        status_name(host::continue_stream(if response { StreamType::Response } else { StreamType::Request }))
+    }
+
+    /// Sends a local answer without the SDK's bookkeeping.
+    pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> &'static str {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        status_name(host::send_local_response_with_details(u32::from(status), "", &headers, body))
+    }
+}
+
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "native")]
+    pub use crate::native::program_init;
+    #[cfg(not(feature = "native"))]
     pub use crate::stream::{initialize, register};
 }

@@ -39,6 +39,8 @@ use std::time::Duration;
 pub(crate) type PluginCallback<P> = Box<dyn for<'a> FnOnce(&mut PluginContext<'a, P>, &HttpResponse)>;
 type TimerFn<P> = Box<dyn for<'a> FnMut(&mut PluginContext<'a, P>)>;
 
+// Wasm only: native builds have no ticks or plugin context yet.
+#[cfg_attr(feature = "native", allow(dead_code))]
 struct Timer<P: Plugin> {
     period_ms: u64,
     next_ms: u64,
@@ -52,6 +54,8 @@ pub(crate) struct PluginLife<P: Plugin> {
     pending_http: Vec<(u32, PluginCallback<P>)>,
 }
 
+// Wasm only: native builds have no ticks or plugin context yet.
+#[cfg_attr(feature = "native", allow(dead_code))]
 impl<P: Plugin> PluginLife<P> {
     pub(crate) fn new() -> Self {
         PluginLife { timers: Vec::new(), tick_ms: 0, pending_http: Vec::new() }
@@ -66,6 +70,8 @@ pub struct PluginContext<'a, P: Plugin> {
     root_id: u32,
 }
 
+// Wasm only: native builds have no ticks or plugin context yet.
+#[cfg_attr(feature = "native", allow(dead_code))]
 impl<'a, P: Plugin> PluginContext<'a, P> {
     pub(crate) fn new(rules: &'a Rc<Rules<P::Config>>, life: &'a mut PluginLife<P>, root_id: u32) -> Self {
         PluginContext { rules, life, root_id }

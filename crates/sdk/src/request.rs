@@ -8,13 +8,12 @@
 //! request, for instance).
 
 use crate::action::HostAction;
-use crate::config::{RequestFacts, Rules};
+use crate::config::{RequestFacts, Rules, Shared};
 use crate::dispatch::{self, Callout};
 use crate::host::{self, BufferType, MapType, StreamType};
 use crate::http::HttpResponse;
 use crate::log::Log;
 use crate::{BodyMode, DataAction, HeaderAction, Plugin};
-use std::rc::Rc;
 use std::time::Duration;
 
 pub(crate) type HttpCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, &HttpResponse)>;
@@ -47,7 +46,7 @@ pub struct Request<P: Plugin> {
     /// Per-request state of the plugin: what Go's `SetContext`/`GetContext`
     /// held, typed. Starts as `P::State::default()`.
     pub state: P::State,
-    rules: Rc<Rules<P::Config>>,
+    rules: Shared<Rules<P::Config>>,
     /// The config chosen in the request headers phase: `Some(None)` the global
     /// config, `Some(Some(i))` rule `i`, `None` none (the plugin stays out).
     selected: Option<Option<usize>>,
@@ -72,7 +71,7 @@ pub struct Request<P: Plugin> {
 }
 
 impl<P: Plugin> Request<P> {
-    pub(crate) fn new(rules: Rc<Rules<P::Config>>, context_id: u32) -> Self {
+    pub(crate) fn new(rules: Shared<Rules<P::Config>>, context_id: u32) -> Self {
         Request {
             state: P::State::default(),
             rules,
@@ -364,6 +363,8 @@ impl<P: Plugin> Request<P> {
     }
 
     /// The tokens of this request's calls still waiting for their answers.
+    // Wasm only: native builds have no ticks or plugin context yet.
+    #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
         let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
         #[cfg(feature = "redis")]
@@ -372,11 +373,11 @@ impl<P: Plugin> Request<P> {
     }
 
     /// Runs `f` with the config chosen for this request; `None` when the plugin
-    /// has no config for it. The rules are held by an `Rc` clone so that `f`
+    /// has no config for it. The rules are held by a shared clone so that `f`
     /// can borrow the request mutably beside the config.
     pub(crate) fn with_config<R>(&mut self, f: impl FnOnce(&mut Self, &P::Config) -> R) -> Option<R> {
         let selected = self.selected?;
-        let rules = Rc::clone(&self.rules);
+        let rules = Shared::clone(&self.rules);
         let config = rules.get(selected)?;
         Some(f(self, config))
     }

@@ -3,7 +3,8 @@
 //! httpbin runs on a port of its choosing; Envoy serves `listener_0` on
 //! 127.0.0.1:10000 and its admin on 127.0.0.1:9901, as in `docker compose`.
 //! Filters upstream Envoy cannot load (the Higress-only Redis limiter) are left
-//! out, and said so.
+//! out, and said so. `--native` (or `E2E_BUILD=native`) serves the `.so`
+//! builds (Envoy dynamic modules) instead of the `.wasm` ones.
 //!
 //! It stops everything it started when it gets SIGINT (Ctrl-C), SIGTERM or
 //! SIGHUP, and also when Envoy or httpbin exits (killed, or stopped by a
@@ -18,7 +19,7 @@
 mod up_cli;
 
 use clap::Parser;
-use e2e::{Envoy, EnvoyConfig, Httpbin, StartFailure, Upstreams};
+use e2e::{Build, Envoy, EnvoyConfig, Httpbin, StartFailure, Upstreams};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -45,6 +46,9 @@ fn run(args: &Args) -> Result<(), String> {
     .map_err(|err| format!("cannot catch SIGINT/SIGTERM: {err}"))?;
 
     let mut config = EnvoyConfig::load_file(&config_path).map_err(|e| e.to_string())?;
+    if args.native {
+        config.set_build(Build::Native);
+    }
     config.bind_port(Some("listener_0"), listener_port).map_err(|e| e.to_string())?;
     config.bind_port(None, admin_port).map_err(|e| e.to_string())?;
     let mut httpbin = Httpbin::start().map_err(|e| e.to_string())?;
@@ -55,7 +59,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     let base = format!("http://127.0.0.1:{listener_port}");
     println!("httpbin  http://127.0.0.1:{}", httpbin.port());
-    println!("envoy    {base}  (admin http://127.0.0.1:{admin_port})");
+    println!("envoy    {base}  (admin http://127.0.0.1:{admin_port}), plugins: {:?} builds", config.build());
     for removed in config.removed() {
         println!("not loaded: {} ({})", removed.filter, removed.reason);
     }
