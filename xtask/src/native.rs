@@ -22,13 +22,15 @@ pub const ENVOY_VERSIONS: &[&str] = &["1.40"];
 /// What the modules are built for (the machine's own target).
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Whether a plugin or fixture can build natively: not when it turns on the SDK's Redis client.
+/// Whether a plugin or fixture can build natively: not when it turns on the
+/// SDK's Redis client, and not for packages outside `plugins/` and `e2e/fixtures/`.
 pub fn builds_natively(root: &Path, package: &str) -> bool {
     let manifest = ["plugins", "e2e/fixtures"]
         .iter()
         .map(|dir| root.join(dir).join(package).join("Cargo.toml"))
         .find(|m| m.is_file());
-    let text = manifest.and_then(|m| std::fs::read_to_string(m).ok()).unwrap_or_default();
+    // Only the project's plugins and fixtures (not the raw modules of bench/raw/, which use no SDK).
+    let Some(text) = manifest.and_then(|m| std::fs::read_to_string(m).ok()) else { return false };
     !text.lines().any(|line| line.trim_start().starts_with("gateway-sdk") && line.contains("\"redis\""))
 }
 

@@ -27,13 +27,12 @@
 //! passed by the host's clock. A reload (new configuration) drops the timers
 //! and runs `on_start` again, which registers them anew.
 
-use crate::config::Rules;
+use crate::config::{Rules, Shared};
 use crate::dispatch::{self, Callout};
 use crate::host;
 use crate::http::HttpResponse;
 use crate::log::Log;
 use crate::Plugin;
-use std::rc::Rc;
 use std::time::Duration;
 
 pub(crate) type PluginCallback<P> = Box<dyn for<'a> FnOnce(&mut PluginContext<'a, P>, &HttpResponse)>;
@@ -54,8 +53,6 @@ pub(crate) struct PluginLife<P: Plugin> {
     pending_http: Vec<(u32, PluginCallback<P>)>,
 }
 
-// Wasm only: native builds have no ticks or plugin context yet.
-#[cfg_attr(feature = "native", allow(dead_code))]
 impl<P: Plugin> PluginLife<P> {
     pub(crate) fn new() -> Self {
         PluginLife { timers: Vec::new(), tick_ms: 0, pending_http: Vec::new() }
@@ -65,15 +62,15 @@ impl<P: Plugin> PluginLife<P> {
 /// The plugin as a whole (not one request): its config, log, timers and the
 /// HTTP calls it makes outside requests.
 pub struct PluginContext<'a, P: Plugin> {
-    rules: &'a Rc<Rules<P::Config>>,
+    rules: &'a Shared<Rules<P::Config>>,
     life: &'a mut PluginLife<P>,
     root_id: u32,
 }
 
-// Wasm only: native builds have no ticks or plugin context yet.
+// Natively only `on_start` gets a context: there are no ticks or calls outside requests.
 #[cfg_attr(feature = "native", allow(dead_code))]
 impl<'a, P: Plugin> PluginContext<'a, P> {
-    pub(crate) fn new(rules: &'a Rc<Rules<P::Config>>, life: &'a mut PluginLife<P>, root_id: u32) -> Self {
+    pub(crate) fn new(rules: &'a Shared<Rules<P::Config>>, life: &'a mut PluginLife<P>, root_id: u32) -> Self {
         PluginContext { rules, life, root_id }
     }
 

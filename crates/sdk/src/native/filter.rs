@@ -90,8 +90,25 @@ fn new_config<P: Plugin>(bytes: &[u8]) -> Option<Box<dyn FilterFactory>> {
             None
         }
     });
-    let rules = parsed.ok().flatten()?;
-    Some(Box::new(NativeConfig::<P> { rules: Arc::new(rules), plugin: PhantomData }))
+    let rules = Arc::new(parsed.ok().flatten()?);
+    // `on_start` runs as in a Wasm VM; timers and calls it asks for have no
+    // host natively, and say so in the log (see the README's native table).
+    // Nothing survives a panic here but the error: the config is dropped.
+    let started = catch_unwind(AssertUnwindSafe(|| {
+        let mut life = crate::lifetime::PluginLife::<P>::new();
+        let mut plugin = crate::lifetime::PluginContext::new(&rules, &mut life, 0);
+        match P::on_start(&mut plugin) {
+            Ok(()) => true,
+            Err(err) => {
+                plugin.log().critical(format_args!("plugin start failed: {err}"));
+                false
+            }
+        }
+    }));
+    if !matches!(started, Ok(true)) {
+        return None;
+    }
+    Some(Box::new(NativeConfig::<P> { rules, plugin: PhantomData }))
 }
 
 impl<P: Plugin> FilterFactory for NativeConfig<P> {
