@@ -21,6 +21,7 @@ const COPIED: &[&str] = &[
     "rustfmt.toml",
     "clippy.toml",
     "crates/sdk",
+    "crates/sdk-macros",
     "crates/testhost",
     "crates/host-imports",
     "plugins/mock",
@@ -31,8 +32,15 @@ const COPIED: &[&str] = &[
     "e2e/src/up_cli.rs",
 ];
 
-const MEMBERS: &[&str] =
-    &["crates/sdk", "crates/testhost", "crates/host-imports", "plugins/mock", "plugins/http-call", "xtask"];
+const MEMBERS: &[&str] = &[
+    "crates/sdk",
+    "crates/sdk-macros",
+    "crates/testhost",
+    "crates/host-imports",
+    "plugins/mock",
+    "plugins/http-call",
+    "xtask",
+];
 
 /// A copy of the workspace with only [`MEMBERS`], and no `dist/`.
 fn workspace_copy() -> tempfile::TempDir {
