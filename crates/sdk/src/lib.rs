@@ -75,6 +75,8 @@
 //! module (`.so`, for upstream Envoy >= 1.40): see `native/mod.rs`, and the
 //! README for what behaves differently there.
 
+#![deny(missing_docs)]
+
 pub mod action;
 #[cfg(target_family = "wasm")]
 mod alloc;

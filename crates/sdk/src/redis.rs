@@ -134,7 +134,10 @@ pub type RedisResult<T> = Result<T, RedisError>;
 /// How to reach a Redis cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisOptions {
+    /// The user to log in as (Redis 6 ACLs); empty: none, the server's
+    /// `default` user.
     pub username: String,
+    /// The password to log in with; empty: the server asks for none.
     pub password: String,
     /// Per-command timeout in milliseconds (default 1000).
     pub timeout_ms: u32,
