@@ -5,12 +5,27 @@
 //! its docs). Build the client once, when the config is parsed, and call it
 //! from any hook:
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # fn demo(req: &mut Request<MyPlugin>) -> Result<(), Box<dyn std::error::Error>> {
+//! // When the config is parsed:
 //! let client = HttpClient::new(Cluster::service("auth.dns", Some(8080))?);
-//! client.get("/token").timeout_ms(300).send(req, |req, config, resp| {
-//!     if resp.status() != 200 { req.respond(500, &[], "http call failed"); return; }
+//! // In a hook:
+//! client.get("/token").timeout_ms(300).send(req, |req, _config, resp| {
+//!     if resp.status() != 200 {
+//!         req.respond(500, &[], "http call failed");
+//!         return;
+//!     }
 //!     req.resume();
 //! })?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! The callback runs on the same request: it can change headers, answer, or
@@ -396,10 +411,20 @@ impl<'a> HttpCall<'a> {
     /// with the answer. The client needs a fixed cluster ([`Cluster::Route`]
     /// names the current request's, and there is none).
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// # fn demo(plugin: &mut PluginContext<'_, MyPlugin>, client: &HttpClient) -> Result<(), gateway_sdk::HttpCallError> {
     /// client.get("/status/200").send_from_plugin(plugin, |plugin, resp| {
     ///     plugin.log().info(format_args!("status {}", resp.status()));
     /// })?;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn send_from_plugin<P: Plugin>(
         self,

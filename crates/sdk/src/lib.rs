@@ -9,7 +9,7 @@
 //! serde from the host's JSON, a per-request state type, and hooks for the HTTP
 //! phases. [`main!`] exports it.
 //!
-//! ```ignore
+//! ```
 //! use gateway_sdk::prelude::*;
 //!
 //! #[derive(Deserialize)]
@@ -203,11 +203,21 @@ pub trait Plugin: Sized + 'static {
     /// plugin start, as a bad configuration does. A reload first drops the
     /// timers the last start registered.
     ///
-    /// ```ignore
+    /// ```
+    /// # use std::time::Duration;
+    /// # use gateway_sdk::prelude::*;
+    /// # #[derive(Deserialize)]
+    /// # struct Config {}
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = Config;
+    /// #     type State = ();
     /// fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
     ///     plugin.every(Duration::from_secs(10), |plugin| plugin.log().info("tick"));
     ///     Ok(())
     /// }
+    /// # }
     /// ```
     fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
         let _ = plugin;

@@ -6,7 +6,16 @@
 //! host functions and refuse to load a module that imports them, which is why
 //! only plugins built with this feature import them.
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # use gateway_sdk::{RedisClient, RedisOptions};
+//! # fn demo(req: &mut Request<MyPlugin>) -> Result<(), Box<dyn std::error::Error>> {
 //! let redis = RedisClient::new(&Cluster::service("redis.dns", Some(6379))?, RedisOptions::default())?;
 //! redis.incr(req, "hits", |req, _config, count| {
 //!     match count {
@@ -15,6 +24,8 @@
 //!     }
 //!     req.resume();
 //! })?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! As in Higress's Go client: commands go out as one RESP array of bulk
@@ -207,8 +218,13 @@ impl RedisClient {
     /// passed, whichever comes first (Go's `WithBufferFlushTimeout` and
     /// `WithMaxBufferSizeBeforeFlush`; [`RedisClient::new`] uses 3 ms and 1024 bytes).
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::{Cluster, RedisClient, RedisOptions};
+    /// # fn demo() -> Result<(), String> {
+    /// # let cluster = Cluster::service("redis.dns", Some(6379))?;
     /// let redis = RedisClient::with_buffering(&cluster, RedisOptions::default(), 0, 0)?; // no buffering
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn with_buffering(
         cluster: &Cluster,
