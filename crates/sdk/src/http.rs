@@ -549,7 +549,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_service_names() {
+    fn service_names_as_the_go_plugin_guide_writes_them() {
         let c = Cluster::service("my-svc.dns", Some(8080)).unwrap();
         assert_eq!(c.cluster_name(|| None).unwrap(), "outbound|8080||my-svc.dns");
         assert_eq!(c.host_name(|| None).unwrap(), "my-svc.dns");
