@@ -507,7 +507,8 @@ impl HttpResponse {
         HttpResponse { status, body_size }
     }
 
-    /// The HTTP status (see [`HttpResponse::from_host`] for the 502/500 rules).
+    /// The HTTP status: 502 when the answer has no `:status` (how a host
+    /// reports a failed connection), 500 when it is not a number.
     pub fn status(&self) -> u16 {
         self.status
     }
