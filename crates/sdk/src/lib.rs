@@ -58,13 +58,18 @@
 //!   (`custom_log`, `ai_log`) and the trace (`trace_span_tag.*`).
 //! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
 //!   the callback gets the same request back.
-//! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
-//!   a plugin that enables it imports the Higress host functions).
+//! * **Redis calls** ([`redis`](redis/index.html), with the `redis` feature;
+//!   Higress only, so only a plugin that enables it imports the Higress host
+//!   functions).
 //! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
 //!   timers, HTTP calls outside requests, and data and queues shared by
 //!   every VM (worker) of the plugin.
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
+//! * **Settings and their JSON Schema** ([`settings`], [`fields`],
+//!   [`schema`](schema/index.html)): field types that check their values at
+//!   start, and the schema of a plugin's whole config document (native
+//!   builds only: a Wasm module carries no schema code).
 //!
 //! No host call result, request value or config is ever unwrapped: errors are
 //! values, logged or returned, and never trap the VM.
@@ -102,7 +107,7 @@ pub mod metrics;
 mod native;
 mod pairs;
 pub mod property;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
 pub mod redis;
 mod request;
 #[cfg(not(target_family = "wasm"))]
@@ -127,7 +132,7 @@ pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use lifetime::PluginContext;
 pub use log::{Log, Redacted};
 pub use property::{FromProperty, PropertyError};
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
 pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
 pub use shared::{Cas, SharedError, SharedQueue};

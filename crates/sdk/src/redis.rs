@@ -6,6 +6,10 @@
 //! host functions and refuse to load a module that imports them, which is why
 //! only plugins built with this feature import them.
 //!
+//! A plugin enables it in its `Cargo.toml` (`gateway-sdk = { ..., features =
+//! ["redis"] }`); without it this module is not compiled, and only
+//! documented (`cargo doc` shows it, natively, whatever the features).
+//!
 //! ```
 //! # use gateway_sdk::prelude::*;
 //! # struct MyPlugin;
