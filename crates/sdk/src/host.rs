@@ -74,7 +74,7 @@ pub enum BufferType {
     ResponseBody = 1,
     HttpCallResponseBody = 4,
     PluginConfiguration = 7,
-    #[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+    #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     RedisCallResponse = 9,
 }
 
@@ -461,7 +461,7 @@ pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>>
 }
 
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).
-#[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 pub mod redis {
     use super::{check, HostResult};
 

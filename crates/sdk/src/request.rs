@@ -117,7 +117,7 @@ pub struct Request<P: Plugin> {
     in_headers_hook: bool,
     responded: bool,
     pending_http: Vec<(u32, HttpCallback<P>)>,
-    #[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+    #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
     /// The host's id of this request, which answers to its calls are routed to.
     pub(crate) context_id: u32,
@@ -139,7 +139,10 @@ impl<P: Plugin> Request<P> {
             in_headers_hook: false,
             responded: false,
             pending_http: Vec::new(),
-            #[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+            #[cfg(any(
+                feature = "redis",
+                all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+            ))]
             pending_redis: Vec::new(),
             context_id,
         }
@@ -456,9 +459,12 @@ impl<P: Plugin> Request<P> {
 
     /// Number of calls whose answer has not come yet.
     pub(crate) fn pending_calls(&self) -> usize {
-        #[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+        #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
         let redis = self.pending_redis.len();
-        #[cfg(not(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm")))))]
+        #[cfg(not(any(
+            feature = "redis",
+            all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+        )))]
         let redis = 0;
         self.pending_http.len() + redis
     }
@@ -483,7 +489,7 @@ impl<P: Plugin> Request<P> {
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
         let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
-        #[cfg(any(feature = "redis", all(doc, not(feature = "native"), not(target_family = "wasm"))))]
+        #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
         let http = http.chain(self.pending_redis.iter().map(|p| Callout::Redis(p.callout())));
         http.collect()
     }
