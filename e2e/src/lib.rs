@@ -43,8 +43,8 @@
 //!   `RELIABILITY.md`, Wasm VM health, memory, a raw HTTP/1.1 client, a load
 //!   generator, a token service to break).
 //!
-//! The tests (`e2e/tests/`): `seed.rs` (the routes of `envoy.yaml`, mock's
-//! answer), `http_call.rs`, `rules.rs` (`_rules_` by route, domain, route
+//! The tests (`e2e/tests/`): `seed.rs` (the Higress Go plugin guide's examples:
+//! the routes of `envoy.yaml`, mock's answer), `http_call.rs`, `rules.rs` (`_rules_` by route, domain, route
 //! prefix, service), `bad_config.rs` (refused configs stop Envoy),
 //! `log_format.rs`, `envoy_facts.rs` (what Envoy 1.40 accepts), `processes.rs`
 //! (the harness cleans up), `actions.rs` (header and data actions, with the

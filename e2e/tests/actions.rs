@@ -375,7 +375,7 @@ fn stop_iteration_without_allow_flag_waits_for_resume() {
     assert!(!gw.envoy.log_lines("set_header(x-from-body) refused by the host: BadArgument (2)").is_empty());
 }
 
-/// The seed's warning: `StopIteration` on a request without a body would hold
+/// The Higress Go plugin guide's warning: `StopIteration` on a request without a body would hold
 /// it for good (no body hook could release it; Envoy answers 504 at the idle
 /// timeout). The SDK sees the end of stream, lets the request go on and logs why.
 #[test]

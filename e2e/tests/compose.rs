@@ -1,7 +1,7 @@
 //! `docker-compose.yaml` against the files it mounts and the `envoy.yaml` it
 //! runs (there is no Docker engine here, so the file is checked by reading it;
 //! that the same `envoy.yaml` boots a real Envoy and serves every route is
-//! `seed.rs`). Needs `cargo xtask build` first (it mounts `dist/`).
+//! `seed.rs`, the Higress Go plugin guide's examples). Needs `cargo xtask build` first (it mounts `dist/`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 

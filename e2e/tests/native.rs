@@ -3,9 +3,10 @@
 //! do in one run, and a plugin that panics in a hook costs its request a 500,
 //! never Envoy.
 //!
-//! The other suites (seed, rules, bad configs, log format, HTTP calls,
-//! actions, parity) run on the native builds with `E2E_BUILD=native`, which
-//! `cargo xtask test` does after the Wasm run.
+//! The other suites (`seed`, the Higress Go plugin guide's examples; rules,
+//! bad configs, log format, HTTP calls, actions, parity) run on the native
+//! builds with `E2E_BUILD=native`, which `cargo xtask test` does after the
+//! Wasm run.
 
 use e2e::envoy_config::wasm_filter;
 use e2e::{http, Build, EnvoyConfig, Gateway};

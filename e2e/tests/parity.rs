@@ -59,7 +59,14 @@ fn scenarios() -> Vec<Scenario> {
                 (200, Some("hello world")),
             )
         },
-        s("mock adds hello: world (seed)", "mock", r#"{"mockEnable": false}"#, "/anything", "httpbin", (200, None)),
+        s(
+            "mock adds hello: world (Higress Go plugin guide)",
+            "mock",
+            r#"{"mockEnable": false}"#,
+            "/anything",
+            "httpbin",
+            (200, None),
+        ),
         Scenario {
             headers: &[("hello", "there")],
             ..s(
@@ -71,7 +78,14 @@ fn scenarios() -> Vec<Scenario> {
                 (200, None),
             )
         },
-        s("mock answers (seed)", "mock", r#"{"mockEnable": true}"#, "/anything", "httpbin", (200, Some("hello world"))),
+        s(
+            "mock answers (Higress Go plugin guide)",
+            "mock",
+            r#"{"mockEnable": true}"#,
+            "/anything",
+            "httpbin",
+            (200, Some("hello world")),
+        ),
         Scenario {
             watch_response: &["content-type", "x-mock"],
             ..s(

@@ -1,4 +1,4 @@
-//! The seed's results, on `envoy.yaml` as `docker compose` users run it.
+//! The Higress Go plugin guide's examples and their results, on `envoy.yaml` as `docker compose` users run it.
 
 use e2e::{EnvoyConfig, Gateway};
 use serde_json::json;

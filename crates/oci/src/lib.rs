@@ -40,6 +40,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod error;
 mod image;
 pub mod layer;

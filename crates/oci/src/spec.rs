@@ -20,7 +20,7 @@
 //!   `description` and `x-description-i18n`.
 //!
 //! Both schemas are OpenAPI 3.0 Schema Objects converted from the plugin's
-//! JSON Schema 2020-12 (`dist/<name>.schema.json`) by [`openapi`](crate::openapi).
+//! JSON Schema 2020-12 (`dist/<name>.schema.json`) by [`openapi`].
 //! What they cannot check that the 2020-12 schema does: the keywords in
 //! [`Schemas`]' `lost` lists (`propertyNames` of header maps), and the rules
 //! of the whole document: that a global config may be left out when

@@ -17,6 +17,9 @@
 //! | `DataStopIterationAndWatermark` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
 //! | `DataStopIterationNoBuffer` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
 //!
+//! Which edits of headers and bodies each hook may make, and what the host
+//! answers otherwise, is in [`Request`](crate::Request#what-can-be-edited-when)'s docs.
+//!
 //! Two more facts of Envoy that shape the SDK:
 //!
 //! * Body edits never update `content-length`. Remove it in the headers hook

@@ -6,10 +6,19 @@
 //! The attributes are a value the plugin owns, usually in its per-request
 //! state, and are written when the plugin says so:
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # use gateway_sdk::Attributes;
+//! # #[derive(Deserialize)]
+//! # struct Config {}
 //! #[derive(Default)]
 //! struct State { attributes: Attributes }
 //!
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = Config;
+//! #     type State = State;
 //! fn on_response_headers(req: &mut Request<Self>, _config: &Config) -> HeaderAction {
 //!     req.state.attributes.set("model", "qwen-max");
 //!     req.state.attributes.set("input_tokens", 42);
@@ -17,6 +26,7 @@
 //!     req.write_attributes_to_trace(&req.state.attributes);
 //!     HeaderAction::Continue
 //! }
+//! # }
 //! ```
 //!
 //! What is written, as the Go SDK writes it:

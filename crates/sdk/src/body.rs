@@ -7,7 +7,15 @@
 //! [`Plugin::request_body_mode`] chooses per config; these choose per
 //! request, usually in a headers hook:
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # #[derive(Deserialize)]
+//! # struct Config {}
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = Config;
+//! #     type State = ();
 //! fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
 //!     if req.method().as_deref() == Some("GET") || !req.has_request_body() {
 //!         req.skip_request_body();
@@ -16,6 +24,7 @@
 //!     }
 //!     HeaderAction::Continue
 //! }
+//! # }
 //! ```
 //!
 //! A skipped body goes on untouched, is never buffered by the SDK, and

@@ -20,13 +20,22 @@ impl<P: Plugin> Request<P> {
     /// Envoy's details are one token: whitespace in `details` is sent as
     /// `_`, and at most 256 bytes are sent.
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # #[derive(Deserialize)]
+    /// # struct Config {}
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = Config;
+    /// #     type State = ();
     /// fn on_request_headers(req: &mut Request<Self>, config: &Config) -> HeaderAction {
     ///     if req.header("x-api-key").is_none() {
     ///         return req.respond_with_details(401, "key-auth.missing_key", &[], "no key");
     ///     }
     ///     HeaderAction::Continue
     /// }
+    /// # }
     /// ```
     pub fn respond_with_details(
         &mut self,

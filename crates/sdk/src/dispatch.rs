@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Callout {
     Http(u32),
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     Redis(u32),
 }
 
@@ -31,7 +31,10 @@ impl std::fmt::Display for Callout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Callout::Http(token) => write!(f, "HTTP call {token}"),
-            #[cfg(feature = "redis")]
+            #[cfg(any(
+                feature = "redis",
+                all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+            ))]
             Callout::Redis(token) => write!(f, "Redis call {token}"),
         }
     }
@@ -43,7 +46,10 @@ pub(crate) struct Answer {
     /// Size of the answer's body (HTTP) or reply (Redis).
     pub size: usize,
     /// Redis only: the host's status for the call (0 when it got a reply).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm")))),
+        allow(dead_code)
+    )]
     pub status: u32,
 }
 
@@ -207,7 +213,7 @@ pub extern "C" fn proxy_on_http_call_response(
 }
 
 /// Higress calls this with the answer to a `proxy_redis_call`.
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 #[no_mangle]
 pub extern "C" fn proxy_on_redis_call_response(_context_id: u32, callout_id: u32, status: u32, response_size: usize) {
     deliver(Callout::Redis(callout_id), Answer { size: response_size, status });

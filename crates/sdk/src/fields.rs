@@ -27,8 +27,10 @@ use std::ops::Deref;
 pub struct StatusCode(u16);
 
 impl StatusCode {
+    /// 200, the usual answer of a plugin that serves a request itself.
     pub const OK: StatusCode = StatusCode(200);
 
+    /// `code` if it is 200 to 599; otherwise an error saying the range.
     pub fn new(code: u16) -> Result<Self, String> {
         if (200..=599).contains(&code) {
             Ok(StatusCode(code))
@@ -37,6 +39,7 @@ impl StatusCode {
         }
     }
 
+    /// The status as a number, for [`Request::respond`](crate::Request::respond).
     pub fn get(self) -> u16 {
         self.0
     }
@@ -55,6 +58,8 @@ impl<'de> Deserialize<'de> for StatusCode {
 pub struct HeaderName(String);
 
 impl HeaderName {
+    /// `name` in lowercase, if it is a non-empty token (letters, digits and
+    /// ``!#$%&'*+-.^_`|~``); otherwise an error saying which rule it broke.
     pub fn new(name: &str) -> Result<Self, String> {
         let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
         if name.is_empty() {
@@ -66,6 +71,7 @@ impl HeaderName {
         Ok(HeaderName(name.to_ascii_lowercase()))
     }
 
+    /// The name, lowercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -96,6 +102,7 @@ impl<'de> Deserialize<'de> for HeaderName {
 pub struct HeaderValue(String);
 
 impl HeaderValue {
+    /// `value` as given, if it has no CR, LF or NUL; otherwise an error.
     pub fn new(value: &str) -> Result<Self, String> {
         if value.contains(['\r', '\n', '\0']) {
             return Err("the value contains CR, LF or NUL".to_string());
@@ -103,6 +110,7 @@ impl HeaderValue {
         Ok(HeaderValue(value.to_string()))
     }
 
+    /// The value as given in the config.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -133,10 +141,12 @@ impl Headers {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
     }
 
+    /// The (name, value) pairs, names lowercase, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether the object had no headers (`{}`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -167,6 +177,7 @@ impl<'de> Deserialize<'de> for Headers {
 pub struct NonEmpty(String);
 
 impl NonEmpty {
+    /// The string as given, spaces included.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -197,8 +208,10 @@ pub struct Millis(u32);
 impl Millis {
     /// What an HTTP call waits when not told ([`http::DEFAULT_TIMEOUT_MS`](crate::http::DEFAULT_TIMEOUT_MS)).
     pub const DEFAULT: Millis = Millis(crate::http::DEFAULT_TIMEOUT_MS);
+    /// One second (1000 ms).
     pub const SECOND: Millis = Millis(1000);
 
+    /// `ms` milliseconds, if at least 1; 0 is an error.
     pub fn new(ms: u32) -> Result<Self, String> {
         if ms == 0 {
             return Err("must be at least 1 (milliseconds)".to_string());
@@ -206,6 +219,7 @@ impl Millis {
         Ok(Millis(ms))
     }
 
+    /// The duration in milliseconds (at least 1), as HTTP calls take it.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -228,6 +242,7 @@ impl<'de> Deserialize<'de> for Millis {
 pub struct Port(u16);
 
 impl Port {
+    /// `port`, if not 0; 0 is an error.
     pub fn new(port: u16) -> Result<Self, String> {
         if port == 0 {
             return Err("port 0 is not a port".to_string());
@@ -235,6 +250,7 @@ impl Port {
         Ok(Port(port))
     }
 
+    /// The port number (1 to 65535).
     pub fn get(self) -> u16 {
         self.0
     }
@@ -251,6 +267,7 @@ impl<'de> Deserialize<'de> for Port {
 pub struct Limit(u64);
 
 impl Limit {
+    /// `limit`, if at least 1; 0 is an error.
     pub fn new(limit: u64) -> Result<Self, String> {
         if limit == 0 {
             return Err("the limit must be at least 1".to_string());
@@ -258,6 +275,7 @@ impl Limit {
         Ok(Limit(limit))
     }
 
+    /// The limit (at least 1).
     pub fn get(self) -> u64 {
         self.0
     }
@@ -276,6 +294,8 @@ impl<'de> Deserialize<'de> for Limit {
 pub struct ServiceName(String);
 
 impl ServiceName {
+    /// `name`, if it is not blank and is a service name a [`Cluster`] can
+    /// be made of; otherwise an error saying what is wrong with it.
     pub fn new(name: impl Into<String>) -> Result<Self, String> {
         let name = name.into();
         if name.trim().is_empty() {
@@ -285,6 +305,7 @@ impl ServiceName {
         Ok(ServiceName(name))
     }
 
+    /// The name as given in the config.
     pub fn as_str(&self) -> &str {
         &self.0
     }

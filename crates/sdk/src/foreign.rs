@@ -5,11 +5,20 @@
 //! `u32`); Envoy offers, among others, `compress`/`uncompress` and
 //! `declare_property`. A name the host does not know is an error, never a trap.
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # fn demo(req: &mut Request<MyPlugin>) {
 //! match gateway_sdk::foreign::call("get_log_level", b"") {
 //!     Ok(level) => req.log().info(format_args!("host level {level:?}")),
 //!     Err(err) => req.log().debug(format_args!("no get_log_level: {err}")),
 //! }
+//! # }
 //! ```
 
 use crate::host;

@@ -74,7 +74,7 @@ pub enum BufferType {
     ResponseBody = 1,
     HttpCallResponseBody = 4,
     PluginConfiguration = 7,
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     RedisCallResponse = 9,
 }
 
@@ -82,11 +82,17 @@ pub enum BufferType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum LogLevel {
+    /// Step-by-step detail, for following one request.
     Trace = 0,
+    /// What a developer needs to see why something happened.
     Debug = 1,
+    /// Events worth noting in normal operation.
     Info = 2,
+    /// Something unexpected that the plugin worked around.
     Warn = 3,
+    /// Something failed: a call, a request, a config.
     Error = 4,
+    /// The plugin cannot go on working.
     Critical = 5,
 }
 
@@ -455,7 +461,7 @@ pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>>
 }
 
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 pub mod redis {
     use super::{check, HostResult};
 

@@ -5,12 +5,27 @@
 //! its docs). Build the client once, when the config is parsed, and call it
 //! from any hook:
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # fn demo(req: &mut Request<MyPlugin>) -> Result<(), Box<dyn std::error::Error>> {
+//! // When the config is parsed:
 //! let client = HttpClient::new(Cluster::service("auth.dns", Some(8080))?);
-//! client.get("/token").timeout_ms(300).send(req, |req, config, resp| {
-//!     if resp.status() != 200 { req.respond(500, &[], "http call failed"); return; }
+//! // In a hook:
+//! client.get("/token").timeout_ms(300).send(req, |req, _config, resp| {
+//!     if resp.status() != 200 {
+//!         req.respond(500, &[], "http call failed");
+//!         return;
+//!     }
 //!     req.resume();
 //! })?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! The callback runs on the same request: it can change headers, answer, or
@@ -40,54 +55,93 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 500;
 /// | `Target` | the cluster named, verbatim | host |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cluster {
+    /// A service by its full name, registry suffix included, as
+    /// [`Cluster::service`] makes it.
     Fqdn {
+        /// The service's full name (`my-svc.dns`, `httpbin.ns.svc.cluster.local`).
         fqdn: String,
+        /// The service port.
         port: u16,
+        /// The `:authority` of the calls; `None`: the full name.
         host: Option<String>,
     },
+    /// A service registered in Higress with fixed addresses (`<service>.static`).
     StaticIp {
+        /// The service's name, without `.static`.
         service: String,
+        /// The service port.
         port: u16,
+        /// The `:authority` of the calls; `None`: the service name.
         host: Option<String>,
     },
+    /// A service registered in Higress by domain name (`<service>.dns`).
     Dns {
+        /// The service's name, without `.dns`.
         service: String,
+        /// The domain the service resolves, sent as the calls' `:authority`.
         domain: String,
+        /// The service port.
         port: u16,
     },
+    /// A Kubernetes service.
     K8s {
+        /// The service's name in Kubernetes.
         service: String,
+        /// Its namespace; `None`: `default`.
         namespace: Option<String>,
+        /// The service port.
         port: u16,
+        /// The subset (version) of the service; `None`: all of it.
         version: Option<String>,
+        /// The `:authority` of the calls; `None`: `<service>.<namespace>.svc.cluster.local`.
         host: Option<String>,
     },
+    /// A service registered in Nacos.
     Nacos {
+        /// The service's name in Nacos.
         service: String,
+        /// Its Nacos group; `None`: `DEFAULT-GROUP` (`_` becomes `-` in the cluster name).
         group: Option<String>,
+        /// The id of its Nacos namespace (`public` for the default one).
         namespace_id: String,
+        /// The service port.
         port: u16,
+        /// Whether the Nacos registry is an external one (cluster suffix `.nacos-ext`).
         external: bool,
+        /// The subset (version) of the service; `None`: all of it.
         version: Option<String>,
+        /// The `:authority` of the calls; `None`: the service name.
         host: Option<String>,
     },
+    /// A service registered in Consul.
     Consul {
+        /// The service's name in Consul.
         service: String,
+        /// The Consul datacenter it is in.
         datacenter: String,
+        /// The service port.
         port: u16,
+        /// The `:authority` of the calls; `None`: the service name.
         host: Option<String>,
     },
+    /// The upstream cluster the current request is routed to (so a call
+    /// from outside a request has none).
     Route {
+        /// The `:authority` of the calls; `None`: the current request's.
         host: Option<String>,
     },
+    /// An Envoy cluster by its exact name, for clusters that follow none of
+    /// Higress's naming rules (such as the clusters of a plain Envoy config).
     Target {
+        /// The cluster's name, used as given.
         cluster: String,
+        /// The `:authority` of the calls.
         host: String,
     },
 }
 
 impl Cluster {
-    /// A service named the way the seed's configs name it: its full name with
+    /// A service named the way the Higress Go plugin guide's configs name it: its full name with
     /// the registry type as suffix (`my-svc.dns`, `my-svc.static`,
     /// `httpbin.my-ns.svc.cluster.local`, `svc.DEFAULT-GROUP.public.nacos`).
     /// A `.static` service without a port uses port 80; others need one.
@@ -165,18 +219,28 @@ impl Cluster {
 /// HTTP methods a call can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`: read a resource.
     Get,
+    /// `HEAD`: `GET` without the response body.
     Head,
+    /// `OPTIONS`: ask what the resource allows.
     Options,
+    /// `POST`: send data for the resource to process.
     Post,
+    /// `PUT`: replace the resource.
     Put,
+    /// `PATCH`: change part of the resource.
     Patch,
+    /// `DELETE`: remove the resource.
     Delete,
+    /// `CONNECT`: open a tunnel.
     Connect,
+    /// `TRACE`: echo the request back.
     Trace,
 }
 
 impl Method {
+    /// The method as sent in `:method` (`"GET"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -202,6 +266,8 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// A client for `cluster`; its cluster and `:authority` names are worked
+    /// out here, once (for [`Cluster::Route`], at each call).
     pub fn new(cluster: Cluster) -> Self {
         let cluster_name = cluster.cluster_name(|| None);
         let host_name = cluster.host_name(|| None);
@@ -227,24 +293,31 @@ impl HttpClient {
         }
     }
 
+    /// A `GET` of `url` (a path, or an absolute URL: see [`HttpClient::request`]).
     pub fn get<'a>(&'a self, url: &'a str) -> HttpCall<'a> {
         self.request(Method::Get, url)
     }
+    /// A `HEAD` of `url`.
     pub fn head<'a>(&'a self, url: &'a str) -> HttpCall<'a> {
         self.request(Method::Head, url)
     }
+    /// An `OPTIONS` of `url`.
     pub fn options<'a>(&'a self, url: &'a str) -> HttpCall<'a> {
         self.request(Method::Options, url)
     }
+    /// A `POST` of `body` to `url`.
     pub fn post<'a>(&'a self, url: &'a str, body: &'a [u8]) -> HttpCall<'a> {
         self.request(Method::Post, url).body(body)
     }
+    /// A `PUT` of `body` to `url`.
     pub fn put<'a>(&'a self, url: &'a str, body: &'a [u8]) -> HttpCall<'a> {
         self.request(Method::Put, url).body(body)
     }
+    /// A `PATCH` of `body` to `url`.
     pub fn patch<'a>(&'a self, url: &'a str, body: &'a [u8]) -> HttpCall<'a> {
         self.request(Method::Patch, url).body(body)
     }
+    /// A `DELETE` of `url`.
     pub fn delete<'a>(&'a self, url: &'a str) -> HttpCall<'a> {
         self.request(Method::Delete, url)
     }
@@ -338,10 +411,20 @@ impl<'a> HttpCall<'a> {
     /// with the answer. The client needs a fixed cluster ([`Cluster::Route`]
     /// names the current request's, and there is none).
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// # fn demo(plugin: &mut PluginContext<'_, MyPlugin>, client: &HttpClient) -> Result<(), gateway_sdk::HttpCallError> {
     /// client.get("/status/200").send_from_plugin(plugin, |plugin, resp| {
     ///     plugin.log().info(format_args!("status {}", resp.status()));
     /// })?;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn send_from_plugin<P: Plugin>(
         self,
@@ -424,7 +507,8 @@ impl HttpResponse {
         HttpResponse { status, body_size }
     }
 
-    /// The HTTP status (see [`HttpResponse::from_host`] for the 502/500 rules).
+    /// The HTTP status: 502 when the answer has no `:status` (how a host
+    /// reports a failed connection), 500 when it is not a number.
     pub fn status(&self) -> u16 {
         self.status
     }
@@ -466,7 +550,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_service_names() {
+    fn service_names_as_the_go_plugin_guide_writes_them() {
         let c = Cluster::service("my-svc.dns", Some(8080)).unwrap();
         assert_eq!(c.cluster_name(|| None).unwrap(), "outbound|8080||my-svc.dns");
         assert_eq!(c.host_name(|| None).unwrap(), "my-svc.dns");

@@ -9,7 +9,7 @@
 //! serde from the host's JSON, a per-request state type, and hooks for the HTTP
 //! phases. [`main!`] exports it.
 //!
-//! ```ignore
+//! ```
 //! use gateway_sdk::prelude::*;
 //!
 //! #[derive(Deserialize)]
@@ -58,13 +58,18 @@
 //!   (`custom_log`, `ai_log`) and the trace (`trace_span_tag.*`).
 //! * **HTTP calls** ([`http`]): Higress cluster naming, every method, timeouts;
 //!   the callback gets the same request back.
-//! * **Redis calls** (`redis`, with the `redis` feature; Higress only, so only
-//!   a plugin that enables it imports the Higress host functions).
+//! * **Redis calls** ([`redis`](redis/index.html), with the `redis` feature;
+//!   Higress only, so only a plugin that enables it imports the Higress host
+//!   functions).
 //! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
 //!   timers, HTTP calls outside requests, and data and queues shared by
 //!   every VM (worker) of the plugin.
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
+//! * **Settings and their JSON Schema** ([`settings`], [`fields`],
+//!   [`schema`](schema/index.html)): field types that check their values at
+//!   start, and the schema of a plugin's whole config document (native
+//!   builds only: a Wasm module carries no schema code).
 //!
 //! No host call result, request value or config is ever unwrapped: errors are
 //! values, logged or returned, and never trap the VM.
@@ -74,6 +79,8 @@
 //! (and the `native` profile) the same source builds as an Envoy dynamic
 //! module (`.so`, for upstream Envoy >= 1.40): see `native/mod.rs`, and the
 //! README for what behaves differently there.
+
+#![deny(missing_docs)]
 
 pub mod action;
 #[cfg(target_family = "wasm")]
@@ -100,7 +107,10 @@ pub mod metrics;
 mod native;
 mod pairs;
 pub mod property;
-#[cfg(feature = "redis")]
+// With the `redis` feature; and in native `cargo doc` whatever the features,
+// so that the docs show it (not when collecting doctests: they link the crate
+// as built). The same condition guards its parts in the other modules.
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 pub mod redis;
 mod request;
 #[cfg(not(target_family = "wasm"))]
@@ -125,7 +135,7 @@ pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use lifetime::PluginContext;
 pub use log::{Log, Redacted};
 pub use property::{FromProperty, PropertyError};
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
 pub use shared::{Cas, SharedError, SharedQueue};
@@ -201,11 +211,21 @@ pub trait Plugin: Sized + 'static {
     /// plugin start, as a bad configuration does. A reload first drops the
     /// timers the last start registered.
     ///
-    /// ```ignore
+    /// ```
+    /// # use std::time::Duration;
+    /// # use gateway_sdk::prelude::*;
+    /// # #[derive(Deserialize)]
+    /// # struct Config {}
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = Config;
+    /// #     type State = ();
     /// fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
     ///     plugin.every(Duration::from_secs(10), |plugin| plugin.log().info("tick"));
     ///     Ok(())
     /// }
+    /// # }
     /// ```
     fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
         let _ = plugin;

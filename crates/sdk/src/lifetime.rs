@@ -6,10 +6,19 @@
 //! [`PluginContext`], passed to [`Plugin::on_start`], to each timer and to
 //! the callbacks of the calls it makes.
 //!
-//! ```ignore
+//! ```
+//! # use std::time::Duration;
+//! # use gateway_sdk::prelude::*;
+//! # #[derive(Deserialize)]
+//! # struct Config {}
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = Config;
+//! #     type State = ();
 //! fn on_start(plugin: &mut PluginContext<'_, Self>) -> Result<(), String> {
-//!     plugin.every(Duration::from_secs(30), |plugin| {
-//!         let client = HttpClient::new(Cluster::service("auth.dns", Some(80)).unwrap_or(..));
+//!     let client = HttpClient::new(Cluster::service("auth.dns", Some(80))?);
+//!     plugin.every(Duration::from_secs(30), move |plugin| {
 //!         let sent = client.get("/token").send_from_plugin(plugin, |plugin, resp| {
 //!             let _ = gateway_sdk::shared::set("token", &resp.body(), None);
 //!             plugin.log().info(format_args!("token refreshed: {}", resp.status()));
@@ -20,6 +29,7 @@
 //!     });
 //!     Ok(())
 //! }
+//! # }
 //! ```
 //!
 //! Timers share the host's one tick: its period is the greatest common

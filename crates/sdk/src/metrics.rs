@@ -7,14 +7,16 @@
 //! per worker thread) defines its own id for the same name, and the host adds
 //! them up under that name.
 //!
-//! ```ignore
+//! ```
 //! use gateway_sdk::metrics::Counter;
 //!
 //! static DENIED: Counter = Counter::new("auth_denied");
 //!
+//! # fn in_a_hook() {
 //! // in a hook:
 //! DENIED.increment(1);
 //! DENIED.increment_tagged(&[("route", "orders")], 1);
+//! # }
 //! ```
 //!
 //! **Names.** Envoy shows a metric as `wasmcustom.<name>` in `/stats` (and
@@ -154,9 +156,11 @@ fn warn(message: std::fmt::Arguments<'_>) {
 
 /// A count that only goes up (Go: `proxywasm.DefineCounterMetric`).
 ///
-/// ```ignore
+/// ```
 /// static REQUESTS: gateway_sdk::metrics::Counter = gateway_sdk::metrics::Counter::new("my_plugin_requests");
+/// # fn in_a_hook() {
 /// REQUESTS.increment(1);
+/// # }
 /// ```
 pub struct Counter(Metric);
 
@@ -197,11 +201,13 @@ fn increment(id: Option<u32>, by: u64) {
 
 /// A value that goes up and down (Go: `proxywasm.DefineGaugeMetric`).
 ///
-/// ```ignore
+/// ```
 /// static IN_FLIGHT: gateway_sdk::metrics::Gauge = gateway_sdk::metrics::Gauge::new("my_plugin_in_flight");
+/// # fn in_hooks() {
 /// IN_FLIGHT.add(1);
 /// // ... in on_done:
 /// IN_FLIGHT.add(-1);
+/// # }
 /// ```
 pub struct Gauge(Metric);
 
@@ -251,9 +257,11 @@ impl Gauge {
 /// A distribution of values, e.g. latencies (Go: `proxywasm.DefineHistogramMetric`).
 /// Envoy exports quantiles and buckets; a histogram cannot be read back.
 ///
-/// ```ignore
+/// ```
 /// static UPSTREAM_MS: gateway_sdk::metrics::Histogram = gateway_sdk::metrics::Histogram::new("my_plugin_upstream_ms");
+/// # fn in_a_hook() {
 /// UPSTREAM_MS.record(12);
+/// # }
 /// ```
 pub struct Histogram(Metric);
 

@@ -11,11 +11,20 @@
 //! decodes one into the type asked for; a value of another form is `None`,
 //! never a misread.
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # fn demo(req: &mut Request<MyPlugin>) {
 //! let code: Option<i64> = req.property_as(&["response", "code"]);
 //! let mtls: Option<bool> = req.property_as(&["connection", "mtls"]);
 //! let route: Option<String> = req.property_as(&["xds", "route_name"]);
 //! let headers: Option<Vec<(String, String)>> = req.property_as(&["request", "headers"]);
+//! # }
 //! ```
 //!
 //! Writing: [`Request::set_property`]. Envoy keeps what a plugin writes as
@@ -131,8 +140,17 @@ impl<P: Plugin> Request<P> {
     /// A property decoded as `T` (see the [module docs](crate::property));
     /// `None` when the host has none, or one of another form.
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// # fn demo(req: &mut Request<MyPlugin>) {
     /// let size: Option<i64> = req.property_as(&["request", "total_size"]);
+    /// # }
     /// ```
     pub fn property_as<T: FromProperty>(&self, path: &[&str]) -> Option<T> {
         host::get_property(path).ok().flatten().and_then(T::from_property)
@@ -145,9 +163,19 @@ impl<P: Plugin> Request<P> {
     /// format cannot name). Later reads of the same path, by this plugin or
     /// another, see it. Upstream Envoy accepts any name.
     ///
-    /// ```ignore
+    /// ```no_run
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// # fn demo(req: &mut Request<MyPlugin>) -> Result<(), gateway_sdk::PropertyError> {
     /// req.set_property(&["my_plugin_verdict"], "allowed")?;
     /// assert_eq!(req.property_as::<String>(&["my_plugin_verdict"]).as_deref(), Some("allowed"));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) -> Result<(), PropertyError> {
         host::set_property(path, value.as_ref()).map_err(|status| PropertyError { status })

@@ -6,7 +6,20 @@
 //! host functions and refuse to load a module that imports them, which is why
 //! only plugins built with this feature import them.
 //!
-//! ```ignore
+//! A plugin enables it in its `Cargo.toml` (`gateway-sdk = { ..., features =
+//! ["redis"] }`); without it this module is not compiled, and only
+//! documented (`cargo doc` shows it, natively, whatever the features).
+//!
+//! ```
+//! # use gateway_sdk::prelude::*;
+//! # struct MyPlugin;
+//! # impl Plugin for MyPlugin {
+//! #     const NAME: &'static str = "my-plugin";
+//! #     type Config = ();
+//! #     type State = ();
+//! # }
+//! # use gateway_sdk::{RedisClient, RedisOptions};
+//! # fn demo(req: &mut Request<MyPlugin>) -> Result<(), Box<dyn std::error::Error>> {
 //! let redis = RedisClient::new(&Cluster::service("redis.dns", Some(6379))?, RedisOptions::default())?;
 //! redis.incr(req, "hits", |req, _config, count| {
 //!     match count {
@@ -15,6 +28,8 @@
 //!     }
 //!     req.resume();
 //! })?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! As in Higress's Go client: commands go out as one RESP array of bulk
@@ -134,7 +149,10 @@ pub type RedisResult<T> = Result<T, RedisError>;
 /// How to reach a Redis cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisOptions {
+    /// The user to log in as (Redis 6 ACLs); empty: none, the server's
+    /// `default` user.
     pub username: String,
+    /// The password to log in with; empty: the server asks for none.
     pub password: String,
     /// Per-command timeout in milliseconds (default 1000).
     pub timeout_ms: u32,
@@ -204,8 +222,13 @@ impl RedisClient {
     /// passed, whichever comes first (Go's `WithBufferFlushTimeout` and
     /// `WithMaxBufferSizeBeforeFlush`; [`RedisClient::new`] uses 3 ms and 1024 bytes).
     ///
-    /// ```ignore
+    /// ```
+    /// # use gateway_sdk::{Cluster, RedisClient, RedisOptions};
+    /// # fn demo() -> Result<(), String> {
+    /// # let cluster = Cluster::service("redis.dns", Some(6379))?;
     /// let redis = RedisClient::with_buffering(&cluster, RedisOptions::default(), 0, 0)?; // no buffering
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn with_buffering(
         cluster: &Cluster,

@@ -4,8 +4,8 @@
 //! fetched up front. Reads return `None` when the host has no such value (or the
 //! phase has none); edits the host refuses are logged as warnings with the
 //! plugin's prefix, since they only happen when called in a phase where that
-//! part of the exchange does not exist (response headers while handling the
-//! request, for instance).
+//! part of the exchange cannot be edited (response headers while handling the
+//! request, for instance): the table in [`Request`]'s docs says which.
 
 use crate::action::HostAction;
 use crate::config::{RequestFacts, Rules, Shared};
@@ -41,7 +41,57 @@ enum Phase {
     Done,
 }
 
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::RequestHeaders => "request headers",
+            Phase::RequestBody => "request body",
+            Phase::ResponseHeaders => "response headers",
+            Phase::ResponseBody => "response body",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// The part of the exchange an edit changes, for saying why the host refused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    RequestHeaders,
+    ResponseHeaders,
+    RequestBody,
+    ResponseBody,
+}
+
 /// One HTTP exchange as a plugin sees it, with the plugin's per-request state.
+///
+/// ## What can be edited when
+///
+/// The host lets a part of the exchange be edited only while it is in the
+/// plugin's hands, as Envoy 1.40 does (the test host's docs list the same
+/// rules). Elsewhere the host refuses the edit; the SDK logs a warning with
+/// the edit, the host's status and, where the phase tells, why:
+/// `set_header(x-a) refused by the host: BadArgument (2); request headers can
+/// be edited only in the request headers hook, until the request continues
+/// (this request is in its response headers phase)`.
+///
+/// | edit | allowed | otherwise the host answers |
+/// |---|---|---|
+/// | request headers ([`set_header`](Request::set_header), [`add_header`](Request::add_header), [`remove_header`](Request::remove_header), [`set_headers`](Request::set_headers)) | in [`Plugin::on_request_headers`], and until the request continues: while a hook holds it, also from the callbacks of its calls, and, after [`HeaderAction::StopIteration`] (with Envoy's `allow_on_headers_stop_iteration`), from [`Plugin::on_request_body`] | `BadArgument` once the request went on (the hook returned `Continue`, a body hook released headers held by `StopIteration`, or [`Request::resume`] let it go) |
+/// | response headers ([`set_response_header`](Request::set_response_header), [`add_response_header`](Request::add_response_header), [`remove_response_header`](Request::remove_response_header), [`set_response_headers`](Request::set_response_headers)) | in [`Plugin::on_response_headers`], and until the response continues (as for the request) | `BadArgument` while the request is still on its way (there are no response headers yet) and once the response went on |
+/// | request body ([`set_request_body`](Request::set_request_body), [`append_request_body`](Request::append_request_body), [`prepend_request_body`](Request::prepend_request_body)) | in [`Plugin::on_request_body`]: the chunk it got, or the whole body buffered so far | `BadArgument`: outside its hook there is no chunk to edit |
+/// | response body ([`set_response_body`](Request::set_response_body), [`append_response_body`](Request::append_response_body), [`prepend_response_body`](Request::prepend_response_body)) | in [`Plugin::on_response_body`], likewise | `BadArgument`, likewise |
+/// | anything | never in [`Plugin::on_done`]: headers can be read there, not edited | `BadArgument` |
+///
+/// Reads follow the same phases: a header or body the phase does not have
+/// reads as `None`. In native builds (Envoy dynamic modules) Envoy reports a
+/// refused edit as `NotFound`.
+///
+/// A local answer of the plugin's own ([`Request::respond`]) ends its part
+/// in the exchange: the answer goes to the client without passing through
+/// this plugin's [`Plugin::on_response_headers`] and
+/// [`Plugin::on_response_body`] (the SDK does not call them for it), so
+/// whatever it must carry goes in `respond`'s headers and body. Of the
+/// hooks, only [`Plugin::on_done`] runs after it.
 pub struct Request<P: Plugin> {
     /// Per-request state of the plugin: what Go's `SetContext`/`GetContext`
     /// held, typed. Starts as `P::State::default()`.
@@ -62,9 +112,12 @@ pub struct Request<P: Plugin> {
     /// local answer makes Envoy reset the stream).
     response_headers_sent: bool,
     phase: Phase,
+    /// Whether a headers hook is running (a held stream is marked held only
+    /// once it returns), for saying why the host refused an edit.
+    in_headers_hook: bool,
     responded: bool,
     pending_http: Vec<(u32, HttpCallback<P>)>,
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
     /// The host's id of this request, which answers to its calls are routed to.
     pub(crate) context_id: u32,
@@ -83,9 +136,13 @@ impl<P: Plugin> Request<P> {
             body_flags: crate::body::BodyFlags::default(),
             response_headers_sent: false,
             phase: Phase::RequestHeaders,
+            in_headers_hook: false,
             responded: false,
             pending_http: Vec::new(),
-            #[cfg(feature = "redis")]
+            #[cfg(any(
+                feature = "redis",
+                all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+            ))]
             pending_redis: Vec::new(),
             context_id,
         }
@@ -107,23 +164,23 @@ impl<P: Plugin> Request<P> {
     }
     /// Replaces all request headers.
     pub fn set_headers(&self, headers: &[(&str, &str)]) {
-        self.edit_headers("set_headers", headers, || set_all(MapType::RequestHeaders, headers));
+        self.edit_headers("set_headers", Part::RequestHeaders, headers, || set_all(MapType::RequestHeaders, headers));
     }
     /// Adds a request header value, keeping values it already had.
     pub fn add_header(&self, name: &str, value: &str) {
-        self.edit_header("add_header", name, value, || {
+        self.edit_header("add_header", Part::RequestHeaders, name, value, || {
             host::add_map_value(MapType::RequestHeaders, name, value.as_bytes())
         });
     }
     /// Sets a request header, replacing any values it had.
     pub fn set_header(&self, name: &str, value: &str) {
-        self.edit_header("set_header", name, value, || {
+        self.edit_header("set_header", Part::RequestHeaders, name, value, || {
             host::replace_map_value(MapType::RequestHeaders, name, value.as_bytes())
         });
     }
     /// Removes a request header.
     pub fn remove_header(&self, name: &str) {
-        self.edit("remove_header", name, host::remove_map_value(MapType::RequestHeaders, name));
+        self.edit("remove_header", Part::RequestHeaders, name, host::remove_map_value(MapType::RequestHeaders, name));
     }
 
     // ----- response headers -----
@@ -138,23 +195,26 @@ impl<P: Plugin> Request<P> {
     }
     /// Replaces all response headers.
     pub fn set_response_headers(&self, headers: &[(&str, &str)]) {
-        self.edit_headers("set_response_headers", headers, || set_all(MapType::ResponseHeaders, headers));
+        self.edit_headers("set_response_headers", Part::ResponseHeaders, headers, || {
+            set_all(MapType::ResponseHeaders, headers)
+        });
     }
     /// Adds a response header value.
     pub fn add_response_header(&self, name: &str, value: &str) {
-        self.edit_header("add_response_header", name, value, || {
+        self.edit_header("add_response_header", Part::ResponseHeaders, name, value, || {
             host::add_map_value(MapType::ResponseHeaders, name, value.as_bytes())
         });
     }
     /// Sets a response header, replacing any values it had.
     pub fn set_response_header(&self, name: &str, value: &str) {
-        self.edit_header("set_response_header", name, value, || {
+        self.edit_header("set_response_header", Part::ResponseHeaders, name, value, || {
             host::replace_map_value(MapType::ResponseHeaders, name, value.as_bytes())
         });
     }
     /// Removes a response header.
     pub fn remove_response_header(&self, name: &str) {
-        self.edit("remove_response_header", name, host::remove_map_value(MapType::ResponseHeaders, name));
+        let result = host::remove_map_value(MapType::ResponseHeaders, name);
+        self.edit("remove_response_header", Part::ResponseHeaders, name, result);
     }
 
     // ----- bodies -----
@@ -170,15 +230,18 @@ impl<P: Plugin> Request<P> {
     /// chunked), or hold the headers and set it yourself. Otherwise the
     /// upstream reads the old length and the rest corrupts the connection.
     pub fn set_request_body(&self, body: &[u8]) {
-        self.edit("set_request_body", "body", host::set_buffer(BufferType::RequestBody, 0, usize::MAX, body));
+        let result = host::set_buffer(BufferType::RequestBody, 0, usize::MAX, body);
+        self.edit("set_request_body", Part::RequestBody, "body", result);
     }
     /// Appends to the request body.
     pub fn append_request_body(&self, data: &[u8]) {
-        self.edit("append_request_body", "body", host::set_buffer(BufferType::RequestBody, usize::MAX, 0, data));
+        let result = host::set_buffer(BufferType::RequestBody, usize::MAX, 0, data);
+        self.edit("append_request_body", Part::RequestBody, "body", result);
     }
     /// Prepends to the request body.
     pub fn prepend_request_body(&self, data: &[u8]) {
-        self.edit("prepend_request_body", "body", host::set_buffer(BufferType::RequestBody, 0, 0, data));
+        let result = host::set_buffer(BufferType::RequestBody, 0, 0, data);
+        self.edit("prepend_request_body", Part::RequestBody, "body", result);
     }
     /// The response body received so far.
     pub fn response_body(&self) -> Option<Vec<u8>> {
@@ -188,16 +251,17 @@ impl<P: Plugin> Request<P> {
     /// [`Request::set_request_body`] applies).
     pub fn set_response_body(&self, body: &[u8]) {
         let result = host::set_buffer(BufferType::ResponseBody, 0, usize::MAX, body);
-        self.edit("set_response_body", "body", result);
+        self.edit("set_response_body", Part::ResponseBody, "body", result);
     }
     /// Appends to the response body.
     pub fn append_response_body(&self, data: &[u8]) {
         let result = host::set_buffer(BufferType::ResponseBody, usize::MAX, 0, data);
-        self.edit("append_response_body", "body", result);
+        self.edit("append_response_body", Part::ResponseBody, "body", result);
     }
     /// Prepends to the response body.
     pub fn prepend_response_body(&self, data: &[u8]) {
-        self.edit("prepend_response_body", "body", host::set_buffer(BufferType::ResponseBody, 0, 0, data));
+        let result = host::set_buffer(BufferType::ResponseBody, 0, 0, data);
+        self.edit("prepend_response_body", Part::ResponseBody, "body", result);
     }
 
     // ----- what the request is -----
@@ -314,24 +378,79 @@ impl<P: Plugin> Request<P> {
 
     // ----- SDK internals -----
 
-    fn edit(&self, what: &str, name: &str, result: host::HostResult<()>) {
+    /// Logs an edit the host refused: the edit, the host's status, and why,
+    /// when the phase tells (the table in [`Request`]'s docs).
+    fn edit(&self, what: &str, part: Part, name: &str, result: host::HostResult<()>) {
         if let Err(status) = result {
-            self.log().warn(format_args!("{what}({name}) refused by the host: {status}"));
+            match self.refused_because(part) {
+                Some(why) => self.log().warn(format_args!("{what}({name}) refused by the host: {status}; {why}")),
+                None => self.log().warn(format_args!("{what}({name}) refused by the host: {status}")),
+            }
         }
     }
 
+    /// Why the host refuses an edit of `part` in the phase this request is
+    /// in; `None` when the phase allows it (the host then had another reason).
+    fn refused_because(&self, part: Part) -> Option<String> {
+        let phase = self.phase;
+        let held = |hold: Hold| self.in_headers_hook || hold != Hold::Nothing;
+        let why = match (part, phase) {
+            (_, Phase::Done) => {
+                return Some("the exchange is over: on_done can read headers, not edit them".to_string())
+            }
+            (Part::RequestHeaders, Phase::RequestHeaders) if !held(self.request_hold) => {
+                "the request went on already (request headers can be edited until it continues)"
+            }
+            (Part::ResponseHeaders, Phase::ResponseHeaders) if !held(self.response_hold) => {
+                "the response went on already (response headers can be edited until it continues)"
+            }
+            (Part::RequestHeaders, Phase::RequestHeaders) | (Part::ResponseHeaders, Phase::ResponseHeaders) => {
+                return None
+            }
+            // Headers held by `StopIteration` can be edited from the body hook.
+            (Part::RequestHeaders, Phase::RequestBody) if self.request_hold == Hold::Headers => return None,
+            (Part::ResponseHeaders, Phase::ResponseBody) if self.response_hold == Hold::Headers => return None,
+            (Part::ResponseHeaders, Phase::RequestHeaders | Phase::RequestBody) => {
+                "response headers can be edited only in the response headers hook (the response has not arrived)"
+            }
+            (Part::RequestBody, Phase::RequestBody) | (Part::ResponseBody, Phase::ResponseBody) => return None,
+            (Part::RequestHeaders, _) => {
+                "request headers can be edited only in the request headers hook, until the request continues"
+            }
+            (Part::ResponseHeaders, _) => {
+                "response headers can be edited only in the response headers hook, until the response continues"
+            }
+            (Part::RequestBody, _) => "the request body can be edited only in the request body hook",
+            (Part::ResponseBody, _) => "the response body can be edited only in the response body hook",
+        };
+        Some(format!("{why} (this request is in its {} phase)", phase.name()))
+    }
+
     /// Sets a header only if it cannot split the message (see [`header_is_safe`]).
-    fn edit_header(&self, what: &str, name: &str, value: &str, apply: impl FnOnce() -> host::HostResult<()>) {
+    fn edit_header(
+        &self,
+        what: &str,
+        part: Part,
+        name: &str,
+        value: &str,
+        apply: impl FnOnce() -> host::HostResult<()>,
+    ) {
         if header_is_safe(name, value) {
-            self.edit(what, name, apply());
+            self.edit(what, part, name, apply());
         } else {
             self.log().warn(format_args!("{what}({name}) refused: CR, LF or NUL in the header, or a bad name"));
         }
     }
 
-    fn edit_headers(&self, what: &str, headers: &[(&str, &str)], apply: impl FnOnce() -> host::HostResult<()>) {
+    fn edit_headers(
+        &self,
+        what: &str,
+        part: Part,
+        headers: &[(&str, &str)],
+        apply: impl FnOnce() -> host::HostResult<()>,
+    ) {
         match headers.iter().find(|(name, value)| !header_is_safe(name, value)) {
-            None => self.edit(what, "*", apply()),
+            None => self.edit(what, part, "*", apply()),
             Some((name, _)) => {
                 self.log().warn(format_args!("{what} refused: CR, LF or NUL in header {name}, or a bad name"))
             }
@@ -340,9 +459,12 @@ impl<P: Plugin> Request<P> {
 
     /// Number of calls whose answer has not come yet.
     pub(crate) fn pending_calls(&self) -> usize {
-        #[cfg(feature = "redis")]
+        #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
         let redis = self.pending_redis.len();
-        #[cfg(not(feature = "redis"))]
+        #[cfg(not(any(
+            feature = "redis",
+            all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+        )))]
         let redis = 0;
         self.pending_http.len() + redis
     }
@@ -367,7 +489,7 @@ impl<P: Plugin> Request<P> {
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
         let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
-        #[cfg(feature = "redis")]
+        #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
         let http = http.chain(self.pending_redis.iter().map(|p| Callout::Redis(p.callout())));
         http.collect()
     }
@@ -391,7 +513,9 @@ impl<P: Plugin> Request<P> {
         if !end_of_stream && self.selected.is_some() {
             self.check_request_body();
         }
+        self.in_headers_hook = true;
         let action = self.with_config(P::on_request_headers).unwrap_or(HeaderAction::Continue);
+        self.in_headers_hook = false;
         self.after_headers_hook(action, StreamType::Request, end_of_stream)
     }
 
@@ -407,7 +531,9 @@ impl<P: Plugin> Request<P> {
         if !end_of_stream && config.map(P::response_body_mode) == Some(BodyMode::Buffered) {
             self.check_response_body();
         }
+        self.in_headers_hook = true;
         let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
+        self.in_headers_hook = false;
         let abi = self.after_headers_hook(action, StreamType::Response, end_of_stream);
         self.response_headers_sent = abi == HostAction::Continue && !self.responded;
         abi

@@ -27,13 +27,29 @@
 //! `try_from`, and its schema is theirs (a doc comment on the config would
 //! replace the settings' description there):
 //!
-//! ```ignore
+//! ```
+//! # use gateway_sdk::fields::{Millis, Port, ServiceName};
+//! # use gateway_sdk::prelude::*;
+//! # #[derive(Deserialize, JsonSchema)]
+//! # #[serde(rename_all = "camelCase", deny_unknown_fields)]
+//! # pub struct Settings {
+//! #     service_name: ServiceName,
+//! #     service_port: Option<Port>,
+//! #     #[serde(default)]
+//! #     timeout: Millis,
+//! # }
 //! #[derive(Deserialize, JsonSchema)]
 //! #[serde(try_from = "Settings")]
 //! #[schemars(with = "Settings")]
 //! pub struct Config { timeout: Millis, client: HttpClient }
 //!
-//! impl TryFrom<Settings> for Config { ... }
+//! impl TryFrom<Settings> for Config {
+//!     type Error = String;
+//!     fn try_from(settings: Settings) -> Result<Self, String> {
+//!         let cluster = settings.service_name.cluster(settings.service_port, None)?;
+//!         Ok(Config { timeout: settings.timeout, client: HttpClient::new(cluster) })
+//!     }
+//! }
 //! ```
 //!
 //! Checks across fields go in `try_from`, and to the schema with

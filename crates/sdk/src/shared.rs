@@ -7,20 +7,25 @@
 //! `SetSharedData` and the shared queue functions give, with every status
 //! as a value.
 //!
-//! ```ignore
+//! ```
 //! use gateway_sdk::shared::{self, SharedError};
-//! // Count across workers: read the value and its version, write it back only
-//! // if no one else wrote in between, else read again (a few times at most:
-//! // a loop without a bound would hang the VM on a host that always refuses).
-//! for _ in 0..100 {
-//!     let (count, cas) = match shared::get("hits")? {
-//!         Some((bytes, cas)) => (String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0), Some(cas)),
-//!         None => (0, None),
-//!     };
-//!     match shared::set("hits", (count + 1).to_string().as_bytes(), cas) {
-//!         Err(SharedError::CasMismatch) => continue,
-//!         other => break other?,
+//!
+//! /// Counts a hit across workers: reads the value and its version, writes it
+//! /// back only if no one else wrote in between, else reads again (a few times
+//! /// at most: a loop without a bound would hang the VM on a host that always
+//! /// refuses).
+//! fn count_hit() -> Result<(), SharedError> {
+//!     for _ in 0..100 {
+//!         let (count, cas) = match shared::get("hits")? {
+//!             Some((bytes, cas)) => (String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0), Some(cas)),
+//!             None => (0, None),
+//!         };
+//!         match shared::set("hits", (count + 1).to_string().as_bytes(), cas) {
+//!             Err(SharedError::CasMismatch) => continue,
+//!             other => return other,
+//!         }
 //!     }
+//!     Err(SharedError::CasMismatch)
 //! }
 //! ```
 

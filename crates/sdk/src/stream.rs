@@ -182,7 +182,10 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         };
         match callout {
             Callout::Http(token) => request.on_http_response(token, answer.size),
-            #[cfg(feature = "redis")]
+            #[cfg(any(
+                feature = "redis",
+                all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
+            ))]
             Callout::Redis(token) => request.on_redis_response(token, answer.status, answer.size),
         }
     }

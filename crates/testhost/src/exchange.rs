@@ -57,19 +57,54 @@ impl Response {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A headers or body callback stopped iteration (after Envoy's conversion).
-    Paused { phase: Phase, status: u32 },
+    Paused {
+        /// The callback that stopped.
+        phase: Phase,
+        /// The ABI status it stopped with, after Envoy's conversion: for
+        /// headers 1 (`StopIteration`), 3 or 4 (`StopAllIteration*`); for a
+        /// body 1 (`StopIterationAndBuffer`), 2 (`...AndWatermark`) or 3
+        /// (`StopIterationNoBuffer`).
+        status: u32,
+    },
     /// A `continue_stream` took effect.
-    Resumed { response: bool },
+    Resumed {
+        /// Which direction was resumed: `false` the request, `true` the response.
+        response: bool,
+    },
     /// The plugin answered (`proxy_send_local_response`).
-    LocalResponse { status: u16 },
+    LocalResponse {
+        /// The HTTP status of the answer.
+        status: u16,
+    },
     /// The plugin dispatched an HTTP call.
-    HttpCall { token: u32, cluster: String },
+    HttpCall {
+        /// The call's token (4, 8, 12, ...), matching its [`Event::HttpCallResponse`].
+        token: u32,
+        /// The Envoy cluster the call went to.
+        cluster: String,
+    },
     /// An HTTP call's answer was delivered (`None`: no `:status`).
-    HttpCallResponse { token: u32, status: Option<u16> },
+    HttpCallResponse {
+        /// The token of the call answered.
+        token: u32,
+        /// The answer's `:status`; `None` when it had none (a failed connection).
+        status: Option<u16>,
+    },
     /// The plugin sent a Redis command.
-    RedisCall { id: u32, command: String },
+    RedisCall {
+        /// The callout id (7, 11, 15, ...), matching its [`Event::RedisResponse`].
+        id: u32,
+        /// The command name, uppercased (`GET`).
+        command: String,
+    },
     /// A Redis answer was delivered with this status.
-    RedisResponse { id: u32, status: i32 },
+    RedisResponse {
+        /// The callout id of the command answered.
+        id: u32,
+        /// 0 with an answer; otherwise no data: 1 for a failure, timeout or
+        /// disconnect, or what [`RedisReply::failure_status`](crate::RedisReply::failure_status) chose.
+        status: i32,
+    },
     /// The request reached the upstream.
     Upstream,
     /// `proxy_on_tick` ran.

@@ -169,6 +169,8 @@
 //!   against milliseconds for a Rust module. Load a Go module once per test
 //!   and send several requests through it.
 
+#![deny(missing_docs)]
+
 mod build;
 mod exchange;
 mod headers;
@@ -200,11 +202,17 @@ pub enum Gateway {
 /// Log levels of the ABI, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
+    /// `proxy_log` level 0.
     Trace = 0,
+    /// `proxy_log` level 1.
     Debug = 1,
+    /// `proxy_log` level 2; the host's default level, and WASI stdout's.
     Info = 2,
+    /// `proxy_log` level 3.
     Warn = 3,
+    /// `proxy_log` level 4, and WASI stderr's.
     Error = 4,
+    /// `proxy_log` level 5.
     Critical = 5,
 }
 
@@ -225,7 +233,9 @@ impl LogLevel {
 /// One log line the plugin wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
+    /// The level the plugin logged it at.
     pub level: LogLevel,
+    /// The text, as the plugin wrote it (the SDK's `[plugin] [id] ...` prefix included).
     pub message: String,
 }
 
@@ -240,18 +250,43 @@ impl fmt::Display for LogLine {
 /// `Display`, so a test returning `Result<(), Error>` shows it readably).
 pub enum Error {
     /// The module could not be read or compiled.
-    Load { what: String, reason: String },
+    Load {
+        /// The module: its path, or which plugin was built.
+        what: String,
+        /// Why it failed (for a missing file: how to build it).
+        reason: String,
+    },
     /// The module cannot be linked (a missing import, no ABI marker), as
     /// Envoy would refuse it.
     Link(String),
     /// The module trapped (a panic, `unreachable`, out of bounds, `proc_exit`).
-    Trap { call: String, reason: String, logs: Vec<LogLine>, stderr: String },
+    Trap {
+        /// The export that trapped (`proxy_on_request_headers`, ...).
+        call: String,
+        /// The interpreter's reason, or `proc_exit(<code>)`.
+        reason: String,
+        /// The plugin's log lines at `Error` and above, up to the trap.
+        logs: Vec<LogLine>,
+        /// What the module wrote to WASI stderr (a Rust panic message lands here).
+        stderr: String,
+    },
     /// The plugin used a host call in a way Envoy does not support.
-    Misuse { message: String, logs: Vec<LogLine> },
+    Misuse {
+        /// What was misused, and in which callback.
+        message: String,
+        /// Every log line the plugin wrote so far.
+        logs: Vec<LogLine>,
+    },
     /// `proxy_on_configure` returned false.
-    ConfigRejected { logs: Vec<LogLine> },
+    ConfigRejected {
+        /// The log lines written while configuring (the plugin's reason).
+        logs: Vec<LogLine>,
+    },
     /// `proxy_on_vm_start` returned false.
-    VmStartRejected { logs: Vec<LogLine> },
+    VmStartRejected {
+        /// Every log line the plugin wrote so far.
+        logs: Vec<LogLine>,
+    },
     /// The VM failed earlier in this test; Envoy would not use it again.
     VmFailed(String),
     /// The test asked for something the host cannot do.

@@ -71,9 +71,13 @@ pub(crate) enum Action {
 /// The callback a VM call ran, as far as actions care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// `proxy_on_request_headers`.
     RequestHeaders,
+    /// `proxy_on_request_body`.
     RequestBody,
+    /// `proxy_on_response_headers`.
     ResponseHeaders,
+    /// `proxy_on_response_body`.
     ResponseBody,
 }
 

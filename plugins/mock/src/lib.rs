@@ -1,6 +1,6 @@
 //! # mock
 //!
-//! The seed's example plugin: adds the request header `hello: world`, and when
+//! The example plugin of the Higress Go plugin guide: adds the request header `hello: world`, and when
 //! `mockEnable` is true answers the request itself (by default `200 hello world`)
 //! instead of calling the upstream. Status, headers and body of the mock
 //! answer are configurable.

@@ -72,7 +72,7 @@ fn exactly_qpm_requests_pass_per_window_then_429_with_the_seed_headers() {
         assert_eq!(answer.header("callTimeLeft").as_deref(), Some("0"));
         assert!(out.upstream_request().is_none(), "a limited request never reaches the upstream");
     }
-    // The seed's key: the minute-aligned Unix time, counting every request.
+    // The Higress Go plugin guide's key: the minute-aligned Unix time, counting every request.
     assert_eq!(redis.cli(&["GET", &minute.to_string()]).unwrap(), "5");
 
     // The next window starts from zero.
@@ -95,7 +95,7 @@ fn every_counter_expires_with_its_window() {
         in_minute(minute),
         r#"{"serviceName": "redis.dns", "limit": 100, "window": "hour", "limitBy": {"header": "x-user"}, "keyPrefix": "rl:"}"#,
     );
-    // A counter left without expiry (as the seed's INCR-then-EXPIRE could
+    // A counter left without expiry (as the Higress Go plugin guide's INCR-then-EXPIRE could
     // leave one) gets one on its next use.
     let hour = minute - minute % 3600;
     redis.cli(&["SET", &format!("rl:{hour}:carol"), "7"]).unwrap();

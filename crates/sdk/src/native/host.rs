@@ -76,11 +76,17 @@ pub enum BufferType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum LogLevel {
+    /// Step-by-step detail, for following one request.
     Trace = 0,
+    /// What a developer needs to see why something happened.
     Debug = 1,
+    /// Events worth noting in normal operation.
     Info = 2,
+    /// Something unexpected that the plugin worked around.
     Warn = 3,
+    /// Something failed: a call, a request, a config.
     Error = 4,
+    /// The plugin cannot go on working.
     Critical = 5,
 }
 
