@@ -57,6 +57,7 @@ impl HeaderAction {
     pub(crate) fn to_abi(self) -> HostAction {
         match self {
             HeaderAction::Continue => HostAction::Continue,
+            HeaderAction::StopIteration => HostAction::PauseHeaders,
             _ => HostAction::Pause,
         }
     }
@@ -70,6 +71,10 @@ pub(crate) enum HostAction {
     Continue,
     /// Hold them (what the host makes of the hold is in the table above).
     Pause,
+    /// Hold the headers only, delivering body to the body hook meanwhile
+    /// (`StopIteration`): sent as 1 on Proxy-Wasm like [`HostAction::Pause`],
+    /// as `StopIteration` natively, where no filter flag is needed for it.
+    PauseHeaders,
 }
 
 impl HostAction {
@@ -79,7 +84,7 @@ impl HostAction {
     pub(crate) fn abi_code(self) -> u32 {
         match self {
             HostAction::Continue => 0,
-            HostAction::Pause => 1,
+            HostAction::Pause | HostAction::PauseHeaders => 1,
         }
     }
 }
