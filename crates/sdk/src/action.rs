@@ -17,6 +17,12 @@
 //! | `DataStopIterationAndWatermark` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
 //! | `DataStopIterationNoBuffer` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
 //!
+//! The native build (an Envoy dynamic module, `native` feature) has no
+//! `allow_on_headers_stop_iteration`: it sends `HeaderStopIteration` as Envoy's
+//! `StopIteration` (the row's behaviour with the flag) and every
+//! `HeaderStopAllIteration*` as `StopAllIterationAndWatermark` (the rows'
+//! behaviour without it).
+//!
 //! Two more facts of Envoy that shape the SDK:
 //!
 //! * Body edits never update `content-length`. Remove it in the headers hook

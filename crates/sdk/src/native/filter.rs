@@ -151,6 +151,8 @@ impl<P: Plugin> NativeFilter<P> {
     /// `busy` when the request is already in use by an outer hook (or the
     /// plugin failed), `stop` after a panic that answered the stream. What `f`
     /// resumed is continued once the request is free again.
+    // One entry for every hook keeps the panic guard, the map windows and the
+    // deferred resumes in one place; its arguments are what differ per hook.
     #[allow(clippy::too_many_arguments)]
     fn run<R>(
         &self,
