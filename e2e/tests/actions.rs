@@ -16,6 +16,18 @@
 //! The probe module must be built first:
 //! `cargo build --release --target wasm32-wasip1 -p probe` (see [`probe_module`]).
 //!
+//! The suite runs on both builds (`E2E_BUILD=native` loads the probe's
+//! Envoy dynamic module instead). Where the dynamic module ABI cannot behave
+//! as the Wasm filter does, a test says what the native build does instead,
+//! behind [`native`], and the README's native section lists it:
+//!
+//! * `allow_on_headers_stop_iteration` is a Wasm filter setting. Natively
+//!   `StopIteration` is always Envoy's `StopIteration` (as on the Wasm filter
+//!   with the flag) and `StopAllIteration*` always `StopAllIterationAndWatermark`
+//!   (as on the Wasm filter without it).
+//! * Envoy's dynamic module filter never runs its module's response hooks
+//!   for a local answer the module sent.
+//!
 //! Rows without a test: `HeaderContinueAndEndStream`,
 //! `DataStopIterationAndWatermark` and `DataStopIterationNoBuffer` are not
 //! offered by the SDK (it answers ABI 0.2.1 with 0 or 1 only).
@@ -32,6 +44,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// Whether this run loads the native build (see the module docs for what it
+/// does differently).
+fn native() -> bool {
+    e2e::Build::from_env() == e2e::Build::Native
+}
 
 // ----- the probe's gateway -----
 
@@ -338,6 +356,10 @@ fn stop_iteration_with_allow_flag_lets_the_body_hook_edit_held_headers() {
 /// `StopAllIterationAndWatermark`, so the body hook never runs, nothing
 /// resumes the request (no call is pending), and it stays held until the
 /// stream idle timeout answers `504 stream timeout`. Nothing went upstream.
+///
+/// Natively there is no flag: `StopIteration` is Envoy's `StopIteration`, so
+/// the body hook runs, edits the held headers and releases the request, as
+/// with the flag on the Wasm filter.
 #[test]
 fn stop_iteration_without_allow_flag_holds_the_request_until_the_idle_timeout() {
     let gw = probe(json!({"requestHeaders": {"return": "stopIteration"}, "requestBody": {"setRequestHeader": {"x-from-body": "1"}}}))
@@ -345,6 +367,13 @@ fn stop_iteration_without_allow_flag_holds_the_request_until_the_idle_timeout() 
         .start();
 
     let resp = post(&gw, "/anything", "hello", "si-deny-1");
+    if native() {
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(echoed_body(&resp), "hello");
+        assert_eq!(resp.echoed_header("X-From-Body").unwrap().as_deref(), Some("1"));
+        assert_eq!(upstream_requests(&gw), 1);
+        return;
+    }
     assert_eq!((resp.status, resp.text().as_str()), (504, "stream timeout"));
     // The timeout's answer passes the response hooks; the body hook never ran.
     assert_eq!(phases(&resp), ["request_headers", "response_headers"]);
@@ -355,6 +384,10 @@ fn stop_iteration_without_allow_flag_holds_the_request_until_the_idle_timeout() 
 /// here by the callback of a call made in the headers hook. The body hook
 /// runs only after that, when the headers are gone: its header edits are
 /// refused (`BadArgument`) and it cannot read them either.
+///
+/// Natively (no flag, `StopIteration` as Envoy's) the body hook runs while the
+/// call is pending, reads and edits the held headers, and its `Continue`
+/// sends the request on without waiting for the call.
 #[test]
 fn stop_iteration_without_allow_flag_waits_for_resume() {
     let gw = probe(json!({
@@ -365,6 +398,15 @@ fn stop_iteration_without_allow_flag_waits_for_resume() {
     .start();
 
     let resp = post(&gw, "/anything", "hello", "si-deny-call-1");
+    if native() {
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(echoed_body(&resp), "hello");
+        assert_eq!(resp.echoed_header("X-From-Body").unwrap().as_deref(), Some("1"));
+        assert_eq!(resp.echoed_header("X-After-Call").unwrap(), None);
+        let seen = phases(&resp);
+        assert!(seen.contains(&"read(content-type)=text/plain".to_string()), "{seen:?}");
+        return;
+    }
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(echoed_body(&resp), "hello");
     assert_eq!(resp.echoed_header("X-After-Call").unwrap().as_deref(), Some("1"));
@@ -454,6 +496,10 @@ fn stop_all_iteration_holds_headers_and_body_until_the_callback_resumes() {
 /// SDK keeps holding (it answers the body hook with `StopIterationAndBuffer`),
 /// so the body hook can still edit the held headers, and the callback's resume
 /// sends headers and the whole body.
+///
+/// Natively the flag does not exist and the hold stays a
+/// `StopAllIterationAndWatermark`: the body hook runs after the callback, as
+/// without the flag, when the headers are gone.
 #[test]
 fn stop_all_iteration_with_allow_flag_runs_the_body_hook_during_the_call() {
     let gw = probe(json!({
@@ -468,6 +514,13 @@ fn stop_all_iteration_with_allow_flag_runs_the_body_hook_during_the_call() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(echoed_body(&resp), "hello");
     assert_eq!(resp.echoed_header("X-After-Call").unwrap().as_deref(), Some("1"));
+    if native() {
+        assert_eq!(resp.echoed_header("X-From-Body").unwrap(), None);
+        let seen = phases(&resp);
+        assert!(at(&seen, "call(200") < at(&seen, "request_body("), "{seen:?}");
+        assert!(!gw.envoy.log_lines("set_header(x-from-body) refused by the host: BadArgument (2)").is_empty());
+        return;
+    }
     assert_eq!(resp.echoed_header("X-From-Body").unwrap().as_deref(), Some("1"));
     let seen = phases(&resp);
     assert!(at(&seen, "request_body(") < at(&seen, "call(200"), "{seen:?}");
@@ -476,6 +529,9 @@ fn stop_all_iteration_with_allow_flag_runs_the_body_hook_during_the_call() {
 /// ... and, because the SDK's hold is a data `StopIterationAndBuffer` there, a
 /// body past the buffer limit is answered `413` while the call is pending:
 /// with the flag, `StopAllIteration*` loses its watermark behaviour.
+///
+/// Natively (no flag) it keeps it: the body is held with back-pressure and
+/// reaches the upstream whole once the callback resumes.
 #[test]
 fn stop_all_iteration_with_allow_flag_answers_413_past_the_buffer_limit() {
     let gw = probe(json!({
@@ -486,7 +542,14 @@ fn stop_all_iteration_with_allow_flag_answers_413_past_the_buffer_limit() {
     .buffer_limit(1024)
     .start();
 
-    let resp = post(&gw, "/anything", &"a".repeat(4096), "saw-allow-413");
+    let body = "a".repeat(4096);
+    let resp = post(&gw, "/anything", &body, "saw-allow-413");
+    if native() {
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(echoed_body(&resp), body);
+        assert_eq!(upstream_requests(&gw), 1);
+        return;
+    }
     assert_eq!((resp.status, resp.text().as_str()), (413, "Payload Too Large"));
     assert_eq!(upstream_requests(&gw), 0);
 }
@@ -619,6 +682,9 @@ fn respond_in_request_headers() {
 /// headers hook that then returns `Continue` (0) works the same on Envoy 1.40:
 /// the upstream is not called. The answer passes the plugin's own response
 /// hooks, which set `x-probe-phases` again.
+///
+/// Natively Envoy skips the module's response hooks for the module's own local
+/// answer, so `x-probe-phases` stays the one the answer carried.
 #[test]
 fn raw_local_answer_then_continue_in_request_headers() {
     let gw = probe(json!({"requestHeaders": {"return": "continue", "rawRespond": {"status": 403, "body": "denied"}}}))
@@ -626,7 +692,12 @@ fn raw_local_answer_then_continue_in_request_headers() {
 
     let resp = post(&gw, "/anything", "hello", "raw-respond-1");
     assert_eq!((resp.status, resp.text().as_str()), (403, "denied"));
-    assert_eq!(phases(&resp), ["request_headers", "raw_respond(403)=Ok", "response_headers"]);
+    if native() {
+        assert_eq!(phases(&resp), ["request_headers"]);
+        assert!(logged_phases(&gw, "raw-respond-1").contains(&"raw_respond(403)=Ok".to_string()));
+    } else {
+        assert_eq!(phases(&resp), ["request_headers", "raw_respond(403)=Ok", "response_headers"]);
+    }
     assert_eq!(upstream_requests(&gw), 0);
 }
 

@@ -20,6 +20,12 @@
 //! Which edits of headers and bodies each hook may make, and what the host
 //! answers otherwise, is in [`Request`](crate::Request#what-can-be-edited-when)'s docs.
 //!
+//! The native build (an Envoy dynamic module, `native` feature) has no
+//! `allow_on_headers_stop_iteration`: it sends `HeaderStopIteration` as Envoy's
+//! `StopIteration` (the row's behaviour with the flag) and every
+//! `HeaderStopAllIteration*` as `StopAllIterationAndWatermark` (the rows'
+//! behaviour without it).
+//!
 //! Two more facts of Envoy that shape the SDK:
 //!
 //! * Body edits never update `content-length`. Remove it in the headers hook
@@ -60,6 +66,7 @@ impl HeaderAction {
     pub(crate) fn to_abi(self) -> HostAction {
         match self {
             HeaderAction::Continue => HostAction::Continue,
+            HeaderAction::StopIteration => HostAction::PauseHeaders,
             _ => HostAction::Pause,
         }
     }
@@ -73,6 +80,10 @@ pub(crate) enum HostAction {
     Continue,
     /// Hold them (what the host makes of the hold is in the table above).
     Pause,
+    /// Hold the headers only, delivering body to the body hook meanwhile
+    /// (`StopIteration`): sent as 1 on Proxy-Wasm like [`HostAction::Pause`],
+    /// as `StopIteration` natively, where no filter flag is needed for it.
+    PauseHeaders,
 }
 
 impl HostAction {
@@ -82,7 +93,7 @@ impl HostAction {
     pub(crate) fn abi_code(self) -> u32 {
         match self {
             HostAction::Continue => 0,
-            HostAction::Pause => 1,
+            HostAction::Pause | HostAction::PauseHeaders => 1,
         }
     }
 }

@@ -83,8 +83,9 @@ enum Part {
 /// | anything | never in [`Plugin::on_done`]: headers can be read there, not edited | `BadArgument` |
 ///
 /// Reads follow the same phases: a header or body the phase does not have
-/// reads as `None`. In native builds (Envoy dynamic modules) Envoy reports a
-/// refused edit as `NotFound`.
+/// reads as `None`. Native builds (Envoy dynamic modules) open the header
+/// maps in the same windows and refuse edits outside them with `BadArgument`
+/// too; a body edit Envoy itself refuses is reported as `NotFound`.
 ///
 /// A local answer of the plugin's own ([`Request::respond`]) ends its part
 /// in the exchange: the answer goes to the client without passing through

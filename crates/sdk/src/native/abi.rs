@@ -102,6 +102,7 @@ pub const CALLOUT_SUCCESS: u32 = 0;
 
 /// Header statuses (`on_http_filter_{request,response}_headers_status`).
 pub const HEADERS_CONTINUE: u32 = 0;
+pub const HEADERS_STOP_ITERATION: u32 = 1;
 pub const HEADERS_STOP_ALL_ITERATION_AND_WATERMARK: u32 = 4;
 /// Body statuses (`on_http_filter_{request,response}_body_status`).
 pub const BODY_CONTINUE: u32 = 0;

@@ -14,12 +14,19 @@
 //! A hook can run inside another one of the same stream (Envoy completes a
 //! stream inline when a local answer ends it); the inner hook then finds the
 //! request busy and does not touch it, and the end-of-stream hook it carried
-//! runs as soon as the outer hook returns.
+//! runs as soon as the outer hook returns. A resume is not such a case: it is
+//! carried out once the hook that asked for it has let go of the request (see
+//! `native::host`), so the body hook Envoy then runs inline sees the body.
+//!
+//! The header statuses: a `StopIteration` is sent as Envoy's `StopIteration`
+//! (the body hook runs while the headers are held, as on the Wasm filter with
+//! `allow_on_headers_stop_iteration`, a flag dynamic modules do not need), every
+//! other hold as `StopAllIterationAndWatermark`, as the Wasm filter runs them.
 
 use super::abi::{self, FilterEnvoy};
 use crate::action::HostAction as Action;
 use crate::config::Rules;
-use crate::host::{self, CalloutAnswer, Entered, StreamType};
+use crate::host::{self, CalloutAnswer, Open, StreamType};
 use crate::log::Log;
 use crate::{Plugin, Request};
 use std::cell::{Cell, RefCell};
@@ -119,6 +126,7 @@ impl<P: Plugin> FilterFactory for NativeConfig<P> {
             done: Cell::new(false),
             failed: Cell::new(false),
             response_started: Cell::new(false),
+            open: Cell::new(Open::default()),
         })
     }
 }
@@ -133,11 +141,14 @@ struct NativeFilter<P: Plugin> {
     failed: Cell<bool>,
     /// The response headers went on to the client.
     response_started: Cell<bool>,
+    /// The header maps open to the next hook (see `native::host`).
+    open: Cell<Open>,
 }
 
 fn headers_status(action: Action) -> u32 {
     match action {
         Action::Continue => abi::HEADERS_CONTINUE,
+        Action::PauseHeaders => abi::HEADERS_STOP_ITERATION,
         // What Envoy's Proxy-Wasm filter makes of a pause, so both builds hold alike.
         Action::Pause => abi::HEADERS_STOP_ALL_ITERATION_AND_WATERMARK,
     }
@@ -146,29 +157,41 @@ fn headers_status(action: Action) -> u32 {
 fn body_status(action: Action) -> u32 {
     match action {
         Action::Continue => abi::BODY_CONTINUE,
-        Action::Pause => abi::BODY_STOP_ITERATION_AND_BUFFER,
+        Action::Pause | Action::PauseHeaders => abi::BODY_STOP_ITERATION_AND_BUFFER,
     }
 }
 
 impl<P: Plugin> NativeFilter<P> {
-    /// Runs `f` on the request with `entered` current; `busy` when the request
-    /// is already in use by an outer hook (or the plugin failed), `stop` after a panic
-    /// that answered the stream.
+    /// Runs `f` on the request as the hook `body` (the body it received, if a
+    /// body hook), with the header maps of [`NativeFilter::open`] changed by
+    /// `opening` first and by `closing` (given `f`'s result) after. Answers
+    /// `busy` when the request is already in use by an outer hook (or the
+    /// plugin failed), `stop` after a panic that answered the stream. What `f`
+    /// resumed is continued once the request is free again.
+    // One entry for every hook keeps the panic guard, the map windows and the
+    // deferred resumes in one place; its arguments are what differ per hook.
+    #[allow(clippy::too_many_arguments)]
     fn run<R>(
         &self,
         envoy: FilterEnvoy,
-        entered: Entered,
+        body: Option<StreamType>,
+        opening: impl FnOnce(&mut Open),
         busy: R,
         stop: R,
         f: impl FnOnce(&mut Request<P>) -> R,
+        closing: impl FnOnce(&R, &mut Open),
     ) -> R {
         if self.failed.get() {
             return busy;
         }
+        let mut open = self.open.get();
+        opening(&mut open);
+        let entered = host::enter(envoy, body, open);
         let result = catch_unwind(AssertUnwindSafe(|| match self.request.try_borrow_mut() {
             Ok(mut request) => Some(f(&mut request)),
             Err(_) => None,
         }));
+        let ran = matches!(result, Ok(Some(_)));
         let out = match result {
             Ok(Some(out)) => out,
             Ok(None) => busy,
@@ -180,9 +203,29 @@ impl<P: Plugin> NativeFilter<P> {
                 }
             }
         };
-        drop(entered);
+        let (mut open, resumed) = entered.leave();
+        if ran {
+            closing(&out, &mut open);
+            self.open.set(open);
+        }
+        self.continue_resumed(envoy, &resumed);
         self.finish_if_completed(envoy);
         out
+    }
+
+    /// Continues the directions a hook resumed, unless the stream has been
+    /// answered (or the plugin failed) since: there is nothing left to continue.
+    fn continue_resumed(&self, envoy: FilterEnvoy, resumed: &[StreamType]) {
+        for stream in resumed {
+            let answered = self.request.try_borrow().map(|r| r.responded()).unwrap_or(false);
+            if answered || self.failed.get() {
+                return;
+            }
+            match stream {
+                StreamType::Request => envoy.continue_decoding(),
+                StreamType::Response => envoy.continue_encoding(),
+            }
+        }
     }
 
     /// After a panic: answer 500 while the response has not started; else let
@@ -205,7 +248,7 @@ impl<P: Plugin> NativeFilter<P> {
         if !self.completed.get() || self.done.get() || self.failed.get() {
             return;
         }
-        let _entered = host::enter(envoy, None);
+        let _entered = host::enter(envoy, None, self.open.get());
         let result = catch_unwind(AssertUnwindSafe(|| {
             if let Ok(mut request) = self.request.try_borrow_mut() {
                 self.done.set(true);
@@ -220,23 +263,41 @@ impl<P: Plugin> NativeFilter<P> {
 
 impl<P: Plugin> FilterHooks for NativeFilter<P> {
     fn request_headers(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32 {
-        let entered = host::enter(envoy, None);
-        let action = self.run(envoy, entered, Action::Continue, Action::Pause, |r| r.on_request_headers(end_of_stream));
+        let action = self.run(
+            envoy,
+            None,
+            |open| open.request_headers = true,
+            Action::Continue,
+            Action::Pause,
+            |r| r.on_request_headers(end_of_stream),
+            |action, open| open.request_headers &= *action != Action::Continue,
+        );
         headers_status(action)
     }
 
     fn request_body(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32 {
-        let entered = host::enter(envoy, Some(StreamType::Request));
-        let action = self.run(envoy, entered, Action::Continue, Action::Pause, |r| {
-            r.on_body(StreamType::Request, host::body_size(StreamType::Request), end_of_stream)
-        });
+        let action = self.run(
+            envoy,
+            Some(StreamType::Request),
+            |_| {},
+            Action::Continue,
+            Action::Pause,
+            |r| r.on_body(StreamType::Request, host::body_size(StreamType::Request), end_of_stream),
+            |_, _| {},
+        );
         body_status(action)
     }
 
     fn response_headers(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32 {
-        let entered = host::enter(envoy, None);
-        let action =
-            self.run(envoy, entered, Action::Continue, Action::Pause, |r| r.on_response_headers(end_of_stream));
+        let action = self.run(
+            envoy,
+            None,
+            |open| open.response_headers = true,
+            Action::Continue,
+            Action::Pause,
+            |r| r.on_response_headers(end_of_stream),
+            |action, open| open.response_headers &= *action != Action::Continue,
+        );
         if action == Action::Continue {
             self.response_started.set(true);
         }
@@ -244,10 +305,15 @@ impl<P: Plugin> FilterHooks for NativeFilter<P> {
     }
 
     fn response_body(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32 {
-        let entered = host::enter(envoy, Some(StreamType::Response));
-        let action = self.run(envoy, entered, Action::Continue, Action::Continue, |r| {
-            r.on_body(StreamType::Response, host::body_size(StreamType::Response), end_of_stream)
-        });
+        let action = self.run(
+            envoy,
+            Some(StreamType::Response),
+            |_| {},
+            Action::Continue,
+            Action::Continue,
+            |r| r.on_body(StreamType::Response, host::body_size(StreamType::Response), end_of_stream),
+            |_, _| {},
+        );
         body_status(action)
     }
 
@@ -259,7 +325,7 @@ impl<P: Plugin> FilterHooks for NativeFilter<P> {
     fn callout_done(&self, envoy: FilterEnvoy, callout_id: u64, answer: CalloutAnswer) {
         let Ok(token) = u32::try_from(callout_id) else { return };
         let body_size = answer.body.len();
-        let entered = host::enter_with_answer(envoy, answer);
-        self.run(envoy, entered, (), (), |r| r.on_http_response(token, body_size));
+        let _answer = host::hold_answer(answer);
+        self.run(envoy, None, |_| {}, (), (), |r| r.on_http_response(token, body_size), |_, _| {});
     }
 }

@@ -17,6 +17,18 @@
 //! * `now_nanos` answers `Unimplemented`: [`crate::now`] uses the system clock.
 //! * the plugin configuration arrives with `config_new`, not as a buffer
 //!   (`BufferType` has no `PluginConfiguration`).
+//!
+//! Two rules of Envoy's Proxy-Wasm filter are kept here so that both builds
+//! behave alike (the dynamic module filter would allow more):
+//!
+//! * a header map is open only while Envoy's Wasm filter would hand it out
+//!   ([`Open`]): the request headers from their hook until they go on (the
+//!   hook returns `Continue`, or a resume of either direction), the response
+//!   headers from their hook until it returns `Continue`. Outside that window
+//!   reads find nothing and edits answer `BadArgument`.
+//! * [`continue_stream`] runs after the hook returns (Envoy's Wasm filter defers
+//!   it the same way): the body hook Envoy then calls inline finds the request
+//!   free, instead of busy with the hook that resumed it.
 
 use crate::native::abi::{self, Attribute, BodyType, CalloutInit, FilterEnvoy, HeaderType};
 use std::cell::{Cell, RefCell};
@@ -97,11 +109,20 @@ pub enum StreamType {
     Response,
 }
 
-/// The hook running on this thread: its filter, and the body it received, if a body hook.
+/// Which header maps a hook may read and edit (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Open {
+    pub request_headers: bool,
+    pub response_headers: bool,
+}
+
+/// The hook running on this thread: its filter, the body it received (if a
+/// body hook), and the header maps open to it.
 #[derive(Clone, Copy)]
 struct Current {
     filter: FilterEnvoy,
     body: Option<StreamType>,
+    open: Open,
 }
 
 /// The answer of the HTTP call whose callback is running.
@@ -113,34 +134,55 @@ pub(crate) struct CalloutAnswer {
 thread_local! {
     static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
     static ANSWER: RefCell<Option<CalloutAnswer>> = const { RefCell::new(None) };
+    /// The directions the running hook resumed, continued once it returns.
+    static DEFERRED: RefCell<Vec<StreamType>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks a hook as running until dropped (then the outer hook, if any, is current again).
 pub(crate) struct Entered {
     previous: Option<Current>,
-    had_answer: bool,
+    /// What an outer hook of this thread had deferred, kept apart from this hook's.
+    previous_deferred: Vec<StreamType>,
 }
 
-/// Makes `filter` the one host calls act on; `body` names the body a body hook received.
-pub(crate) fn enter(filter: FilterEnvoy, body: Option<StreamType>) -> Entered {
-    let previous = CURRENT.with(|c| c.replace(Some(Current { filter, body })));
-    Entered { previous, had_answer: false }
+/// Makes `filter` the one host calls act on; `body` names the body a body
+/// hook received, `open` the header maps it may touch.
+pub(crate) fn enter(filter: FilterEnvoy, body: Option<StreamType>, open: Open) -> Entered {
+    let previous = CURRENT.with(|c| c.replace(Some(Current { filter, body, open })));
+    let previous_deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    Entered { previous, previous_deferred }
 }
 
-/// As [`enter`], with an HTTP call's answer readable until dropped.
-pub(crate) fn enter_with_answer(filter: FilterEnvoy, answer: CalloutAnswer) -> Entered {
-    let mut entered = enter(filter, None);
+/// Makes an HTTP call's answer readable until dropped.
+pub(crate) struct HeldAnswer(());
+
+/// Holds `answer` for the callback about to run.
+pub(crate) fn hold_answer(answer: CalloutAnswer) -> HeldAnswer {
     ANSWER.with(|a| *a.borrow_mut() = Some(answer));
-    entered.had_answer = true;
-    entered
+    HeldAnswer(())
+}
+
+impl Drop for HeldAnswer {
+    fn drop(&mut self) {
+        ANSWER.with(|a| a.borrow_mut().take());
+    }
+}
+
+impl Entered {
+    /// Ends the hook: the header maps open at its end, and the directions it
+    /// resumed, which the caller continues now that the request is free.
+    pub(crate) fn leave(self) -> (Open, Vec<StreamType>) {
+        let open = CURRENT.with(Cell::get).map(|c| c.open).unwrap_or_default();
+        let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        (open, deferred)
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.previous));
-        if self.had_answer {
-            ANSWER.with(|a| a.borrow_mut().take());
-        }
+        let outer = std::mem::take(&mut self.previous_deferred);
+        DEFERRED.with(|d| *d.borrow_mut() = outer);
     }
 }
 
@@ -158,6 +200,16 @@ fn header_type(map: MapType) -> Option<HeaderType> {
         MapType::ResponseHeaders => Some(HeaderType::ResponseHeader),
         MapType::HttpCallResponseHeaders => None,
     }
+}
+
+/// The running hook's filter, when `header_type`'s map is open to it.
+fn open_map(header_type: HeaderType) -> HostResult<Option<FilterEnvoy>> {
+    let current = current()?;
+    let open = match header_type {
+        HeaderType::RequestHeader => current.open.request_headers,
+        HeaderType::ResponseHeader => current.open.response_headers,
+    };
+    Ok(open.then_some(current.filter))
 }
 
 /// Writes a message to Envoy's log.
@@ -278,7 +330,11 @@ fn to_pairs(headers: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
 /// All pairs of a header map, values as raw bytes.
 pub fn get_map(map: MapType) -> HostResult<Vec<(String, Vec<u8>)>> {
     match header_type(map) {
-        Some(header_type) => current()?.filter.headers(header_type).map(to_pairs).ok_or(Status::NOT_FOUND),
+        // A closed map reads as empty, as Proxy-Wasm's `get_header_map_pairs` answers.
+        Some(header_type) => match open_map(header_type)? {
+            Some(filter) => filter.headers(header_type).map(to_pairs).ok_or(Status::NOT_FOUND),
+            None => Ok(Vec::new()),
+        },
         None => with_answer(|a| to_pairs(a.headers.clone())),
     }
 }
@@ -286,7 +342,7 @@ pub fn get_map(map: MapType) -> HostResult<Vec<(String, Vec<u8>)>> {
 /// Replaces a whole header map: names not in `pairs` are removed, the others set.
 pub fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> HostResult<()> {
     let Some(header_type) = header_type(map) else { return Err(Status::BAD_ARGUMENT) };
-    let filter = current()?.filter;
+    let filter = open_map(header_type)?.ok_or(Status::BAD_ARGUMENT)?;
     let old = filter.headers(header_type).ok_or(Status::NOT_FOUND)?;
     for (name, _) in old {
         let name = String::from_utf8_lossy(&name);
@@ -312,7 +368,7 @@ pub fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> HostResult<()> {
 /// One header's (first) value as raw bytes; `None` when absent.
 pub fn get_map_value(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
     match header_type(map) {
-        Some(header_type) => Ok(current()?.filter.header(header_type, name)),
+        Some(header_type) => Ok(open_map(header_type)?.ok_or(Status::BAD_ARGUMENT)?.header(header_type, name)),
         None => with_answer(|a| {
             a.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone())
         }),
@@ -321,7 +377,8 @@ pub fn get_map_value(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
 
 fn edit(map: MapType, f: impl FnOnce(FilterEnvoy, HeaderType) -> bool) -> HostResult<()> {
     let Some(header_type) = header_type(map) else { return Err(Status::BAD_ARGUMENT) };
-    if f(current()?.filter, header_type) {
+    let filter = open_map(header_type)?.ok_or(Status::BAD_ARGUMENT)?;
+    if f(filter, header_type) {
         Ok(())
     } else {
         Err(Status::NOT_FOUND)
@@ -397,13 +454,13 @@ pub fn get_property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
     })
 }
 
-/// Resumes a paused request or response.
+/// Resumes a paused request or response once the running hook returns (see
+/// the module docs); from then on the request headers are gone.
 pub fn continue_stream(stream: StreamType) -> HostResult<()> {
-    let filter = current()?.filter;
-    match stream {
-        StreamType::Request => filter.continue_decoding(),
-        StreamType::Response => filter.continue_encoding(),
-    }
+    let mut current = current()?;
+    current.open.request_headers = false;
+    CURRENT.with(|c| c.set(Some(current)));
+    DEFERRED.with(|d| d.borrow_mut().push(stream));
     Ok(())
 }
 
