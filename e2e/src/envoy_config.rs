@@ -611,6 +611,48 @@ pub fn cluster(name: &str, host: &str, port: u16) -> Value {
     })
 }
 
+/// An Envoy bootstrap with one listener (`listener_0`, stat prefix and route
+/// config `name`) whose every path (route `httpbin`) goes to the cluster
+/// `httpbin`, and no filter but the router: what a test adds its one plugin
+/// to ([`EnvoyConfig::add_plugin`]).
+pub fn httpbin_bootstrap(name: &str) -> String {
+    format!(
+        r#"
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: listener_0
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            name: {name}
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - name: httpbin
+                match: {{ prefix: / }}
+                route: {{ cluster: httpbin }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: httpbin
+    connect_timeout: 5s
+    type: STRICT_DNS
+    load_assignment:
+      cluster_name: httpbin
+      endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: httpbin, port_value: 80 }} }} }} }} ] }} ]
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,59 @@ pub fn module(name: &str) -> Result<PathBuf> {
     }
 }
 
+/// A test fixture's module (`e2e/fixtures/<package>`) as `cargo xtask build`
+/// builds it: `<target>/wasm32-wasip1/release/<crate>.wasm`, or with
+/// `E2E_BUILD=native` its Envoy dynamic module `<target>/native/lib<crate>.so`
+/// (`<target>` is `$CARGO_TARGET_DIR`, else `<root>/target`). A missing
+/// module, or one older than the fixture's or the SDK's sources, is an error
+/// with the command that builds it: a stale fixture would show stale behaviour.
+pub fn fixture_module(package: &str) -> Result<PathBuf> {
+    let crate_name = package.replace('-', "_");
+    let (built, build) = match crate::Build::from_env() {
+        crate::Build::Wasm => (
+            format!("wasm32-wasip1/release/{crate_name}.wasm"),
+            format!("cargo build --release --target wasm32-wasip1 -p {package}"),
+        ),
+        crate::Build::Native => (
+            format!("native/lib{crate_name}.so"),
+            format!(
+                "cargo rustc --profile native -p {package} --lib --crate-type cdylib --features gateway-sdk/native"
+            ),
+        ),
+    };
+    let root = repo_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let module = target.join(built);
+    if !module.is_file() {
+        return Err(Error::new(format!("the {package} fixture is not built: run `{build}` ({})", module.display())));
+    }
+    let built_at = modified(&module);
+    let sources =
+        [root.join("e2e/fixtures").join(package), root.join("crates/sdk/src"), root.join("crates/sdk/Cargo.toml")];
+    if let Some(newer) = sources.iter().flat_map(|path| files(path)).find(|source| modified(source) > built_at) {
+        return Err(Error::new(format!(
+            "the {package} fixture {} is older than {}: run `{build}`",
+            module.display(),
+            newer.display()
+        )));
+    }
+    Ok(module)
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+}
+
+/// `path` if it is a file, else every file under it.
+fn files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let entries: Vec<PathBuf> =
+        std::fs::read_dir(path).map(|dir| dir.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    entries.iter().flat_map(|entry| files(entry)).collect()
+}
+
 /// Whether `plugins/<name>` is a plugin of this workspace (so `cargo xtask build` makes its module).
 pub fn is_workspace_plugin(name: &str) -> bool {
     repo_root().join("plugins").join(name).join("Cargo.toml").is_file()

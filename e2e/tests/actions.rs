@@ -42,8 +42,8 @@ use e2e::Gateway;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Whether this run loads the native build (see the module docs for what it
 /// does differently).
@@ -53,93 +53,14 @@ fn native() -> bool {
 
 // ----- the probe's gateway -----
 
-/// One listener (`listener_0`), every path to httpbin; the probe is added by [`Probe::start`].
-const BOOTSTRAP: &str = r#"
-admin:
-  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-static_resources:
-  listeners:
-  - name: listener_0
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: probe
-          route_config:
-            name: probe
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - name: httpbin
-                match: { prefix: / }
-                route: { cluster: httpbin }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-  - name: httpbin
-    connect_timeout: 5s
-    type: STRICT_DNS
-    load_assignment:
-      cluster_name: httpbin
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: httpbin, port_value: 80 } } } } ] } ]
-"#;
-
-/// The probe module, built by `cargo build --release --target wasm32-wasip1 -p probe`.
-///
-/// Looked for, in this order: the file named by `PROBE_WASM`; under
-/// `$CARGO_TARGET_DIR` when that is set; under `<repo>/target`. A missing
-/// module, or one older than the probe's or the SDK's sources, fails the test
-/// with the command that builds it: a stale probe would show stale behaviour.
-///
-/// With `E2E_BUILD=native`, the probe's Envoy dynamic module instead
-/// (`target/native/libprobe.so`, built by `cargo xtask build`).
+/// The probe module: the file named by `PROBE_WASM`, else the fixture as
+/// `cargo xtask build` builds it ([`e2e::paths::fixture_module`]: the `.wasm`,
+/// or with `E2E_BUILD=native` the `.so`; a stale one fails the test).
 fn probe_module() -> PathBuf {
-    let (built, build) = match e2e::Build::from_env() {
-        e2e::Build::Wasm => {
-            ("wasm32-wasip1/release/probe.wasm", "cargo build --release --target wasm32-wasip1 -p probe")
-        }
-        e2e::Build::Native => (
-            "native/libprobe.so",
-            "cargo rustc --profile native -p probe --lib --crate-type cdylib --features gateway-sdk/native",
-        ),
-    };
-
-    let root = e2e::paths::repo_root();
-    let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("PROBE_WASM") {
-        candidates.push(PathBuf::from(path));
+    match std::env::var_os("PROBE_WASM") {
+        Some(path) => PathBuf::from(path),
+        None => e2e::paths::fixture_module("probe").unwrap_or_else(|err| panic!("{err}")),
     }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(root.join(dir).join(built));
-    }
-    candidates.push(root.join("target").join(built));
-    let Some(module) = candidates.iter().find(|path| path.is_file()) else {
-        panic!("the probe module is not built: run `{build}` (looked for {candidates:?})");
-    };
-    let built = modified(module);
-    let sources = [root.join("e2e/fixtures/probe"), root.join("crates/sdk/src"), root.join("crates/sdk/Cargo.toml")];
-    if let Some(newer) = sources.iter().flat_map(|path| files(path)).find(|source| modified(source) > built) {
-        panic!("the probe module {} is older than {}: run `{build}`", module.display(), newer.display());
-    }
-    module.clone()
-}
-
-fn modified(path: &Path) -> SystemTime {
-    std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-/// `path` if it is a file, else every file under it.
-fn files(path: &Path) -> Vec<PathBuf> {
-    if path.is_file() {
-        return vec![path.to_path_buf()];
-    }
-    let entries: Vec<PathBuf> =
-        std::fs::read_dir(path).map(|dir| dir.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    entries.iter().flat_map(|entry| files(entry)).collect()
 }
 
 /// A gateway with the probe, configured by the builder methods.
@@ -182,7 +103,8 @@ impl Probe {
     }
 
     fn start(self) -> Gateway {
-        let mut config = EnvoyConfig::from_yaml(BOOTSTRAP, &e2e::paths::dist_dir()).unwrap();
+        let mut config =
+            EnvoyConfig::from_yaml(&envoy_config::httpbin_bootstrap("probe"), &e2e::paths::dist_dir()).unwrap();
         let filter = envoy_config::wasm_filter("probe", &probe_module(), &self.config.to_string());
         config.add_plugin(filter).unwrap();
         if self.allow_on_headers_stop_iteration {

@@ -16,49 +16,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One listener, every path to httpbin; the fixture is added as the only plugin.
-const BOOTSTRAP: &str = r#"
-admin:
-  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-static_resources:
-  listeners:
-  - name: listener_0
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: lifetime
-          route_config:
-            name: lifetime
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - name: httpbin
-                match: { prefix: / }
-                route: { cluster: httpbin }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-  - name: httpbin
-    connect_timeout: 5s
-    type: STRICT_DNS
-    load_assignment:
-      cluster_name: httpbin
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: httpbin, port_value: 80 } } } } ] } ]
-"#;
-
 const CONFIG: &str = r#"{"tickMs": 200, "callCluster": "httpbin", "callPath": "/status/200", "queueVmId": "lifetime"}"#;
 
 fn module() -> PathBuf {
-    let root = e2e::paths::repo_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
-    let module = target.join("wasm32-wasip1/release/lifetime.wasm");
-    assert!(module.is_file(), "build the fixture: cargo build --release --target wasm32-wasip1 -p lifetime");
-    module
+    e2e::paths::fixture_module("lifetime").unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// `name=value` out of the fixture's answer.
@@ -68,7 +29,8 @@ fn field(body: &str, name: &str) -> String {
 
 fn start() -> (Envoy, Httpbin) {
     let httpbin = Httpbin::start().unwrap();
-    let mut config = EnvoyConfig::from_yaml(BOOTSTRAP, &e2e::paths::dist_dir()).unwrap();
+    let mut config =
+        EnvoyConfig::from_yaml(&envoy_config::httpbin_bootstrap("lifetime"), &e2e::paths::dist_dir()).unwrap();
     config.add_plugin(envoy_config::wasm_filter("lifetime", &module(), CONFIG)).unwrap();
     let envoy = Envoy::start_with_workers(&config, &Upstreams::httpbin(httpbin.port()), 2).unwrap();
     (envoy, httpbin)

@@ -65,16 +65,7 @@ static_resources:
 "#;
 
 fn module() -> PathBuf {
-    const BUILT: &str = "wasm32-wasip1/release/sdk_features.wasm";
-    let root = e2e::paths::repo_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(|dir| root.join(dir)).unwrap_or_else(|| root.join("target"));
-    let module = target.join(BUILT);
-    assert!(
-        module.is_file(),
-        "{} is not built: run `cargo build --release --target wasm32-wasip1 -p sdk-features`",
-        module.display()
-    );
-    module
+    e2e::paths::fixture_module("sdk-features").unwrap_or_else(|err| panic!("{err}"))
 }
 
 struct Rig {
@@ -248,7 +239,8 @@ fn a_request_chooses_what_happens_to_its_bodies() {
 
 #[test]
 fn binary_request_bodies_skip_the_body_hook_by_default() {
-    let rig = start_with("probe", &module().with_file_name("probe.wasm"), "{}");
+    let probe = e2e::paths::fixture_module("probe").unwrap_or_else(|err| panic!("{err}"));
+    let rig = start_with("probe", &probe, "{}");
     let resp = rig.post("s1", "hello", &[("content-type", "text/plain")]);
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.header("x-probe-phases").unwrap_or_default().contains("request_body("), "{resp:?}");

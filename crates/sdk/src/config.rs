@@ -203,6 +203,32 @@ pub(crate) type Shared<T> = std::rc::Rc<T>;
 #[cfg(feature = "native")]
 pub(crate) type Shared<T> = std::sync::Arc<T>;
 
+/// Parses a plugin's configuration and runs its [`Plugin::on_configure`]
+/// on every config (the global one, then each rule's), logging with the
+/// plugin's prefix why it is refused (`None`); `replaced` words the log
+/// line of a new configuration of a running plugin. Both backends start a
+/// configuration here.
+pub(crate) fn configure<P: crate::Plugin>(bytes: &[u8], replaced: bool) -> Option<Rules<P::Config>> {
+    match Rules::<P::Config>::parse(bytes, P::RULE_MODE) {
+        Ok(rules) => {
+            let log = crate::Log::new(P::NAME, rules.plugin_id(), false);
+            for (path, config) in rules.configs() {
+                if let Err(err) = P::on_configure(config, &log) {
+                    let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+                    log.critical(format_args!("invalid configuration: {at}{err}"));
+                    return None;
+                }
+            }
+            log.info(if replaced { "configuration replaced" } else { "configured" });
+            Some(rules)
+        }
+        Err(err) => {
+            crate::Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
+            None
+        }
+    }
+}
+
 impl<C> Rules<C> {
     /// No configuration yet: nothing applies to any request (Wasm builds,
     /// between VM start and the first configuration).

@@ -44,31 +44,15 @@ impl<P: Plugin> Root<P> {
                 return false;
             }
         };
-        match Rules::parse(&bytes, P::RULE_MODE) {
-            Ok(rules) => {
-                let log = Log::new(P::NAME, rules.plugin_id(), false);
-                for (path, config) in rules.configs() {
-                    if let Err(err) = P::on_configure(config, &log) {
-                        let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
-                        log.critical(format_args!("invalid configuration: {at}{err}"));
-                        return false;
-                    }
-                }
-                log.info(if self.configured { "configuration replaced" } else { "configured" });
-                self.rules = Rc::new(rules);
-                self.configured = true;
-                let mut plugin = self.context(root_id);
-                plugin.clear_timers();
-                match P::on_start(&mut plugin) {
-                    Ok(()) => true,
-                    Err(err) => {
-                        plugin.log().critical(format_args!("plugin start failed: {err}"));
-                        false
-                    }
-                }
-            }
+        let Some(rules) = crate::config::configure::<P>(&bytes, self.configured) else { return false };
+        self.rules = Rc::new(rules);
+        self.configured = true;
+        let mut plugin = self.context(root_id);
+        plugin.clear_timers();
+        match P::on_start(&mut plugin) {
+            Ok(()) => true,
             Err(err) => {
-                Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
+                plugin.log().critical(format_args!("plugin start failed: {err}"));
                 false
             }
         }

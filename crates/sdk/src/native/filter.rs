@@ -27,7 +27,6 @@ use super::abi::{self, FilterEnvoy};
 use crate::action::HostAction as Action;
 use crate::config::Rules;
 use crate::host::{self, CalloutAnswer, Open, StreamType};
-use crate::log::Log;
 use crate::{Plugin, Request};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
@@ -79,24 +78,7 @@ struct NativeConfig<P: Plugin> {
 }
 
 fn new_config<P: Plugin>(bytes: &[u8]) -> Option<Box<dyn FilterFactory>> {
-    let parsed = catch_unwind(|| match Rules::<P::Config>::parse(bytes, P::RULE_MODE) {
-        Ok(rules) => {
-            let log = Log::new(P::NAME, rules.plugin_id(), false);
-            for (path, config) in rules.configs() {
-                if let Err(err) = P::on_configure(config, &log) {
-                    let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
-                    log.critical(format_args!("invalid configuration: {at}{err}"));
-                    return None;
-                }
-            }
-            log.info("configured");
-            Some(rules)
-        }
-        Err(err) => {
-            Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
-            None
-        }
-    });
+    let parsed = catch_unwind(|| crate::config::configure::<P>(bytes, false));
     let rules = Arc::new(parsed.ok().flatten()?);
     // `on_start` runs as in a Wasm VM; timers and calls it asks for have no
     // host natively, and say so in the log (see the README's native table).
