@@ -8,45 +8,7 @@
 
 use std::ptr::{null, null_mut};
 
-/// A non-`Ok` status returned by a host function (numbers as in the ABI).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status(pub u32);
-
-impl Status {
-    pub const NOT_FOUND: Status = Status(1);
-    pub const BAD_ARGUMENT: Status = Status(2);
-    pub const EMPTY: Status = Status(7);
-    pub const CAS_MISMATCH: Status = Status(8);
-    pub const INTERNAL_FAILURE: Status = Status(10);
-
-    /// The ABI's name for this status.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0 => "Ok",
-            1 => "NotFound",
-            2 => "BadArgument",
-            3 => "SerializationFailure",
-            4 => "ParseFailure",
-            5 => "BadExpression",
-            6 => "InvalidMemoryAccess",
-            7 => "Empty",
-            8 => "CasMismatch",
-            9 => "ResultMismatch",
-            10 => "InternalFailure",
-            11 => "BrokenConnection",
-            12 => "Unimplemented",
-            _ => "Unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.name(), self.0)
-    }
-}
-
-pub type HostResult<T> = Result<T, Status>;
+pub use crate::host_types::{HostResult, LogLevel, MetricType, Status};
 
 fn check(status: u32) -> HostResult<()> {
     if status == 0 {
@@ -76,24 +38,6 @@ pub enum BufferType {
     PluginConfiguration = 7,
     #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     RedisCallResponse = 9,
-}
-
-/// Log levels of the ABI, lowest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum LogLevel {
-    /// Step-by-step detail, for following one request.
-    Trace = 0,
-    /// What a developer needs to see why something happened.
-    Debug = 1,
-    /// Events worth noting in normal operation.
-    Info = 2,
-    /// Something unexpected that the plugin worked around.
-    Warn = 3,
-    /// Something failed: a call, a request, a config.
-    Error = 4,
-    /// The plugin cannot go on working.
-    Critical = 5,
 }
 
 #[link(wasm_import_module = "env")]
@@ -524,15 +468,6 @@ extern "C" {
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
     fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
-}
-
-/// Metric types of the ABI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum MetricType {
-    Counter = 0,
-    Gauge = 1,
-    Histogram = 2,
 }
 
 /// Defines (or finds) a metric by its full name; returns its id.

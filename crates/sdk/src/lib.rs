@@ -98,6 +98,7 @@ pub mod foreign;
 // The host functions: Proxy-Wasm imports, or Envoy dynamic module callbacks.
 #[cfg_attr(feature = "native", path = "native/host.rs")]
 mod host;
+mod host_types;
 pub mod http;
 mod json;
 pub mod lifetime;

@@ -33,38 +33,7 @@
 use crate::native::abi::{self, Attribute, BodyType, CalloutInit, FilterEnvoy, HeaderType};
 use std::cell::{Cell, RefCell};
 
-/// A non-`Ok` status, numbered as in Proxy-Wasm so that callers read both backends alike.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status(pub u32);
-
-impl Status {
-    pub const NOT_FOUND: Status = Status(1);
-    pub const BAD_ARGUMENT: Status = Status(2);
-    pub const INTERNAL_FAILURE: Status = Status(10);
-    pub const EMPTY: Status = Status(7);
-    pub const CAS_MISMATCH: Status = Status(8);
-    pub const UNIMPLEMENTED: Status = Status(12);
-
-    /// The status's name.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0 => "Ok",
-            1 => "NotFound",
-            2 => "BadArgument",
-            10 => "InternalFailure",
-            12 => "Unimplemented",
-            _ => "Unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.name(), self.0)
-    }
-}
-
-pub type HostResult<T> = Result<T, Status>;
+pub use crate::host_types::{HostResult, LogLevel, MetricType, Status};
 
 /// Header maps, as in the Wasm backend.
 #[allow(clippy::enum_variant_names)]
@@ -82,24 +51,6 @@ pub enum BufferType {
     RequestBody,
     ResponseBody,
     HttpCallResponseBody,
-}
-
-/// Log levels, lowest first (Envoy's numbering).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum LogLevel {
-    /// Step-by-step detail, for following one request.
-    Trace = 0,
-    /// What a developer needs to see why something happened.
-    Debug = 1,
-    /// Events worth noting in normal operation.
-    Info = 2,
-    /// Something unexpected that the plugin worked around.
-    Warn = 3,
-    /// Something failed: a call, a request, a config.
-    Error = 4,
-    /// The plugin cannot go on working.
-    Critical = 5,
 }
 
 /// Which direction of the HTTP stream to continue.
@@ -557,15 +508,6 @@ pub fn dequeue_shared_queue(queue_id: u32) -> HostResult<Vec<u8>> {
 pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>> {
     let _ = (name, argument);
     Err(Status::UNIMPLEMENTED)
-}
-
-/// Metric types, as in the Proxy-Wasm ABI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum MetricType {
-    Counter = 0,
-    Gauge = 1,
-    Histogram = 2,
 }
 
 /// Metrics: not offered natively yet (`Unimplemented`; the SDK's metric
