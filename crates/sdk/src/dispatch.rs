@@ -244,3 +244,19 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with((), |c| c.delete(context_id));
 }
+
+/// Starts an HTTP call for `context_id` (a request, or a root context for a
+/// call outside requests) and records where its answer goes; the host's
+/// token comes back.
+pub(crate) fn http_call(
+    cluster: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    timeout: std::time::Duration,
+    context_id: u32,
+) -> Result<u32, crate::host::Status> {
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let token = crate::host::dispatch_http_call(cluster, headers, body, &[], timeout_ms)?;
+    expect(Callout::Http(token), context_id);
+    Ok(token)
+}

@@ -38,7 +38,7 @@
 //! and runs `on_start` again, which registers them anew.
 
 use crate::config::{Rules, Shared};
-use crate::dispatch::{self, Callout};
+use crate::dispatch;
 use crate::host;
 use crate::http::HttpResponse;
 use crate::log::Log;
@@ -126,9 +126,7 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
         timeout: Duration,
         callback: PluginCallback<P>,
     ) -> Result<(), host::Status> {
-        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let token = host::dispatch_http_call(cluster, headers, body, &[], timeout_ms)?;
-        dispatch::expect(Callout::Http(token), self.root_id);
+        let token = dispatch::http_call(cluster, headers, body, timeout, self.root_id)?;
         self.life.pending_http.push((token, callback));
         Ok(())
     }

@@ -478,15 +478,13 @@ impl<P: Plugin> Request<P> {
         timeout: Duration,
         callback: HttpCallback<P>,
     ) -> Result<(), host::Status> {
-        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let token = host::dispatch_http_call(cluster, headers, body, &[], timeout_ms)?;
-        dispatch::expect(Callout::Http(token), self.context_id);
+        let token = dispatch::http_call(cluster, headers, body, timeout, self.context_id)?;
         self.pending_http.push((token, callback));
         Ok(())
     }
 
     /// The tokens of this request's calls still waiting for their answers.
-    // Wasm only: native builds have no ticks or plugin context yet.
+    // Wasm only: native answers come to the filter that asked, nothing to forget.
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
         let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
