@@ -85,3 +85,26 @@ fn a_timer_fires_and_calls_httpbin_outside_requests() {
     // Upstream Envoy has no foreign function `get_log_level` (Higress has): an error, no trap.
     assert_eq!(field(&body, "level"), "-", "{body}");
 }
+
+#[test]
+fn one_vm_leads() {
+    let (envoy, _httpbin) = start();
+    // Envoy runs a VM per worker and one on its main thread, which serves no
+    // requests but starts and ticks as well: the lease may be any one's.
+    let seen = e2e::process::wait_for(Duration::from_secs(30), || {
+        let body = ask(&envoy);
+        let ticks = field(&body, "ticks").parse::<u64>().unwrap_or(0);
+        Ok((ticks >= 4 && field(&body, "vms").split(',').count() >= 3).then_some(body))
+    })
+    .unwrap();
+    let body = seen.expect("not every VM started and ticked within 30 s");
+    assert_eq!(field(&body, "leaders"), "1", "exactly one VM leads: {body}");
+    // The workers agree.
+    let mut answers = BTreeSet::new();
+    for _ in 0..50 {
+        let body = ask(&envoy);
+        answers.insert((field(&body, "vm"), field(&body, "leader"), field(&body, "leaders")));
+    }
+    assert!(answers.iter().all(|(_, _, leaders)| leaders == "1"), "{answers:?}");
+    assert!(answers.iter().filter(|(_, leader, _)| leader == "true").map(|(vm, _, _)| vm).count() <= 1, "{answers:?}");
+}

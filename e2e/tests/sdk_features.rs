@@ -250,3 +250,21 @@ fn binary_request_bodies_skip_the_body_hook_by_default() {
     assert!(!phases.contains("request_body"), "{phases}");
     assert!(resp.text().contains("hello"), "the body reached the upstream: {}", resp.text());
 }
+
+#[test]
+fn a_bad_rule_is_left_out_and_envoy_starts_with_the_others() {
+    // The fixture runs with rule-level isolation: without it, this configuration
+    // would make Envoy refuse to start (see bad_config.rs).
+    let configuration = r#"{"tag": "global", "_rules_": [
+        {"_match_domain_": ["good.test"], "tag": "good"},
+        {"_match_domain_": ["bad.test"], "tag": "bad"}]}"#;
+    let rig = start_with("sdk-features", &module(), configuration);
+    let tag = |host: &str| rig.get("i1", &[("host", host)]).header("x-config-tag").map(str::to_string);
+    assert_eq!(tag("good.test").as_deref(), Some("good"));
+    assert_eq!(tag("bad.test").as_deref(), Some("global"), "the bad rule is left out: the global config answers");
+    let line = rig.gw.envoy.wait_for_log("invalid rule:").unwrap();
+    assert!(
+        line.contains("_rules_[1]: tag: `bad` is refused; the rule is left out (no earlier good configuration)"),
+        "{line}"
+    );
+}

@@ -30,6 +30,14 @@
 //!
 //! Errors name the JSON path of the offending value, e.g.
 //! `_rules_[1].timeout: invalid type: string "x", expected u32`.
+//!
+//! **Rule-level isolation** ([`Plugin::RULE_ISOLATION`](crate::Plugin::RULE_ISOLATION),
+//! Go's `EnableRuleLevelConfigIsolation`): by default one bad rule refuses
+//! the whole configuration. With isolation, a rule whose config fails (to
+//! parse, or [`Plugin::on_configure`](crate::Plugin::on_configure)) is
+//! replaced by the last good config this VM saw for the same match keys, or
+//! else left out, and the others apply; only when every rule fails is the
+//! configuration refused. A rule without match keys is still an error.
 
 use crate::json::{self, Json};
 use serde::de::{Deserialize, DeserializeOwned};
@@ -125,9 +133,41 @@ pub trait RequestFacts {
 /// A JSON object's entries, in document order.
 type Pairs = Vec<(String, Json)>;
 
+/// The last good config of each rule, by its match keys, kept for the VM's
+/// life so that a rule that turns bad on a reload falls back to it (rule-level
+/// isolation only).
+#[derive(Debug, Default)]
+pub(crate) struct RuleBackup {
+    by_matcher: std::collections::BTreeMap<String, Pairs>,
+}
+
+/// What checks a parsed config (with the configuration's plugin id): an
+/// error refuses it, as [`Plugin::on_configure`](crate::Plugin::on_configure) does.
+pub(crate) type Check<'a, C> = dyn FnMut(&C, Option<&str>) -> Result<(), String> + 'a;
+
+/// How [`Rules::parse_checked`] treats a rule that fails: with a backup,
+/// rule by rule; without, by refusing the whole configuration.
+pub(crate) struct Isolation<'a> {
+    pub(crate) backup: &'a mut RuleBackup,
+    /// What was done with each rule that failed, for the log.
+    pub(crate) notes: Vec<String>,
+}
+
 impl<C: DeserializeOwned> Rules<C> {
     /// Parses the plugin configuration the host passed (empty means `{}`).
     pub fn parse(bytes: &[u8], mode: RuleMode) -> Result<Self, ConfigError> {
+        Self::parse_checked(bytes, mode, &mut |_: &C, _| Ok(()), None)
+    }
+
+    /// Parses as [`Rules::parse`] does, checking each config with `check`
+    /// as it is parsed (the global one, then each rule's). With `isolation`,
+    /// a rule that fails is taken from the backup or left out.
+    pub(crate) fn parse_checked(
+        bytes: &[u8],
+        mode: RuleMode,
+        check: &mut Check<'_, C>,
+        mut isolation: Option<&mut Isolation<'_>>,
+    ) -> Result<Self, ConfigError> {
         let mut global = if bytes.iter().all(u8::is_ascii_whitespace) {
             Vec::new()
         } else {
@@ -156,6 +196,7 @@ impl<C: DeserializeOwned> Rules<C> {
                 return Err(ConfigError::new(RULES_KEY, "no rules and no global config"));
             }
             let config = deserialize(global, "")?;
+            check(&config, plugin_id.as_deref()).map_err(|err| ConfigError::new("", err))?;
             return Ok(Rules { plugin_id, global: Some(config), rules: Vec::new() });
         }
 
@@ -163,7 +204,10 @@ impl<C: DeserializeOwned> Rules<C> {
             None
         } else {
             match deserialize(global.clone(), "") {
-                Ok(config) => Some(config),
+                Ok(config) => {
+                    check(&config, plugin_id.as_deref()).map_err(|err| ConfigError::new("", err))?;
+                    Some(config)
+                }
                 // With rules that override it, the global keys may be a partial
                 // config that only rules complete: then there is no global config.
                 Err(_) if mode == RuleMode::OverrideGlobal => None,
@@ -172,23 +216,57 @@ impl<C: DeserializeOwned> Rules<C> {
         };
 
         let mut rules = Vec::with_capacity(raw_rules.len());
+        let mut failed = 0;
         for (index, raw) in raw_rules.into_iter().enumerate() {
             let path = format!("{RULES_KEY}[{index}]");
             let Json::Object(mut own) = raw else {
                 return Err(ConfigError::new(path, "expected an object"));
             };
             let matcher = take_matcher(&mut own, &path)?;
-            let body = match mode {
-                RuleMode::Standalone => own,
-                RuleMode::OverrideGlobal => {
-                    let mut merged: Pairs =
-                        global.iter().filter(|(key, _)| !own.iter().any(|(k, _)| k == key)).cloned().collect();
-                    merged.extend(own);
-                    merged
-                }
+            let build = |own: Pairs, check: &mut Check<'_, C>| {
+                let body = match mode {
+                    RuleMode::Standalone => own,
+                    RuleMode::OverrideGlobal => {
+                        let mut merged: Pairs =
+                            global.iter().filter(|(key, _)| !own.iter().any(|(k, _)| k == key)).cloned().collect();
+                        merged.extend(own);
+                        merged
+                    }
+                };
+                let config = deserialize(body, &path)?;
+                check(&config, plugin_id.as_deref()).map_err(|err| ConfigError::new(path.clone(), err))?;
+                Ok::<C, ConfigError>(config)
             };
-            let config = deserialize(body, &path)?;
-            rules.push(Rule { matcher, config });
+            let Some(isolation) = isolation.as_deref_mut() else {
+                rules.push(Rule { matcher, config: build(own, check)? });
+                continue;
+            };
+            let key = format!("{}|{}", plugin_id.as_deref().unwrap_or(""), matcher.key());
+            match build(own.clone(), check) {
+                Ok(config) => {
+                    isolation.backup.by_matcher.insert(key, own);
+                    rules.push(Rule { matcher, config });
+                }
+                Err(err) => {
+                    failed += 1;
+                    let earlier = isolation.backup.by_matcher.get(&key).cloned();
+                    match earlier.map(|earlier| build(earlier, check)) {
+                        Some(Ok(config)) => {
+                            isolation.notes.push(format!("{err}; the rule keeps its last good configuration"));
+                            rules.push(Rule { matcher, config });
+                        }
+                        Some(Err(again)) => isolation.notes.push(format!(
+                            "{err}; the rule is left out (its last good configuration fails too: {again})"
+                        )),
+                        None => {
+                            isolation.notes.push(format!("{err}; the rule is left out (no earlier good configuration)"))
+                        }
+                    }
+                }
+            }
+        }
+        if failed > 0 && rules.is_empty() {
+            return Err(ConfigError::new(RULES_KEY, "every rule failed and none has an earlier good configuration"));
         }
         Ok(Rules { plugin_id, global: global_config, rules })
     }
@@ -209,24 +287,51 @@ pub(crate) type Shared<T> = std::sync::Arc<T>;
 /// line of a new configuration of a running plugin. Both backends start a
 /// configuration here.
 pub(crate) fn configure<P: crate::Plugin>(bytes: &[u8], replaced: bool) -> Option<Rules<P::Config>> {
-    match Rules::<P::Config>::parse(bytes, P::RULE_MODE) {
+    // The plugin id is in the JSON: lines about the configuration carry it
+    // once it is parsed (the checks run after that).
+    let plugin_id = std::cell::RefCell::new(None::<String>);
+    let mut check = |config: &P::Config, id: Option<&str>| {
+        if let Ok(mut slot) = plugin_id.try_borrow_mut() {
+            if slot.is_none() {
+                *slot = id.map(str::to_string);
+            }
+        }
+        P::on_configure(config, &crate::Log::new(P::NAME, id, false))
+    };
+    let parsed = if P::RULE_ISOLATION {
+        BACKUP.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut backup) => {
+                let mut isolation = Isolation { backup: &mut backup, notes: Vec::new() };
+                let parsed = Rules::<P::Config>::parse_checked(bytes, P::RULE_MODE, &mut check, Some(&mut isolation));
+                let id = plugin_id.try_borrow().ok().and_then(|id| id.clone());
+                for note in &isolation.notes {
+                    crate::Log::new(P::NAME, id.as_deref(), false).warn(format_args!("invalid rule: {note}"));
+                }
+                parsed
+            }
+            Err(_) => Err(ConfigError::new("", "the rule backup is in use")),
+        })
+    } else {
+        Rules::<P::Config>::parse_checked(bytes, P::RULE_MODE, &mut check, None)
+    };
+    match parsed {
         Ok(rules) => {
             let log = crate::Log::new(P::NAME, rules.plugin_id(), false);
-            for (path, config) in rules.configs() {
-                if let Err(err) = P::on_configure(config, &log) {
-                    let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
-                    log.critical(format_args!("invalid configuration: {at}{err}"));
-                    return None;
-                }
-            }
             log.info(if replaced { "configuration replaced" } else { "configured" });
             Some(rules)
         }
         Err(err) => {
-            crate::Log::new(P::NAME, None, false).critical(format_args!("invalid configuration: {err}"));
+            let id = plugin_id.try_borrow().ok().and_then(|id| id.clone());
+            crate::Log::new(P::NAME, id.as_deref(), false).critical(format_args!("invalid configuration: {err}"));
             None
         }
     }
+}
+
+thread_local! {
+    /// The VM's rule backup (Go keeps one per VM too): configurations are
+    /// parsed on one thread, the VM's, or Envoy's main thread natively.
+    static BACKUP: std::cell::RefCell<RuleBackup> = std::cell::RefCell::new(RuleBackup::default());
 }
 
 impl<C> Rules<C> {
@@ -329,6 +434,30 @@ fn take_matcher(rule: &mut Pairs, path: &str) -> Result<Matcher, ConfigError> {
     })
 }
 
+impl Matcher {
+    /// The rule's match keys as one string, the same for the same keys in
+    /// any order: what the backup of rule-level isolation is keyed by.
+    fn key(&self) -> String {
+        fn sorted(items: impl Iterator<Item = String>) -> String {
+            let mut items: Vec<String> = items.collect();
+            items.sort_unstable();
+            items.join(",")
+        }
+        fn strs(list: &[String]) -> String {
+            sorted(list.iter().cloned())
+        }
+        match self {
+            Matcher::Route(routes) => format!("route:{}", strs(routes)),
+            Matcher::RouteAndService(routes, services) => {
+                format!("route:{};service:{}", strs(routes), strs(services))
+            }
+            Matcher::Domain(domains) => format!("domain:{}", sorted(domains.iter().map(DomainPattern::as_written))),
+            Matcher::Service(services) => format!("service:{}", strs(services)),
+            Matcher::RoutePrefix(prefixes) => format!("prefix:{}", strs(prefixes)),
+        }
+    }
+}
+
 impl DomainPattern {
     fn parse(pattern: String) -> Self {
         if let Some(rest) = pattern.strip_prefix('*') {
@@ -337,6 +466,15 @@ impl DomainPattern {
             DomainPattern::Prefix(rest.to_ascii_lowercase())
         } else {
             DomainPattern::Exact(pattern.to_ascii_lowercase())
+        }
+    }
+
+    /// The pattern as a config writes it (lowercased).
+    fn as_written(&self) -> String {
+        match self {
+            DomainPattern::Suffix(s) => format!("*{s}"),
+            DomainPattern::Prefix(p) => format!("{p}*"),
+            DomainPattern::Exact(e) => e.clone(),
         }
     }
 
@@ -580,6 +718,79 @@ mod tests {
         assert_eq!(rules.get(Some(0)), Some(&Call { token_header: "x-t".into(), timeout: 900 }));
         // In standalone mode the incomplete global config is an error.
         assert_eq!(err::<Call>(json, RuleMode::Standalone), "missing field `tokenHeader`");
+    }
+
+    /// Parses with rule-level isolation against `backup`, refusing a body of "bad".
+    fn isolated(json: &str, backup: &mut RuleBackup) -> (Result<Rules<Mock>, ConfigError>, Vec<String>) {
+        let mut isolation = Isolation { backup, notes: Vec::new() };
+        let mut check = |config: &Mock, _: Option<&str>| match config.body.as_deref() {
+            Some("bad") => Err("body must not be bad".to_string()),
+            _ => Ok(()),
+        };
+        let parsed = Rules::parse_checked(json.as_bytes(), RuleMode::Standalone, &mut check, Some(&mut isolation));
+        (parsed, isolation.notes)
+    }
+
+    fn bodies(rules: &Rules<Mock>) -> Vec<String> {
+        rules.configs().map(|(path, c)| format!("{path}={}", c.body.clone().unwrap_or_default())).collect()
+    }
+
+    #[test]
+    fn isolation_leaves_out_a_bad_rule_and_keeps_the_others() {
+        let mut backup = RuleBackup::default();
+        let json = r#"{"body": "g", "_rules_": [
+            {"_match_route_": ["a"], "body": "a1"},
+            {"_match_route_": ["b"], "body": 7},
+            {"_match_domain_": ["*.x.com"], "body": "bad"}]}"#;
+        let (rules, notes) = isolated(json, &mut backup);
+        let rules = rules.unwrap();
+        assert_eq!(bodies(&rules), ["=g", "_rules_[0]=a1"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("_rules_[1].body: invalid type: integer `7`"), "{notes:?}");
+        assert!(notes[0].ends_with("the rule is left out (no earlier good configuration)"), "{notes:?}");
+        assert!(notes[1].starts_with("_rules_[2]: body must not be bad;"), "{notes:?}");
+        // Without isolation the same configuration is refused at the first bad rule.
+        let strict = Rules::<Mock>::parse(json.as_bytes(), RuleMode::Standalone).unwrap_err();
+        assert_eq!(strict.path, "_rules_[1].body");
+    }
+
+    #[test]
+    fn isolation_falls_back_to_the_rules_last_good_config() {
+        let mut backup = RuleBackup::default();
+        let good =
+            r#"{"_rules_": [{"_match_route_": ["b", "a"], "body": "v1"}, {"_match_route_": ["c"], "body": "c1"}]}"#;
+        let (rules, notes) = isolated(good, &mut backup);
+        assert_eq!(bodies(&rules.unwrap()), ["_rules_[0]=v1", "_rules_[1]=c1"]);
+        assert!(notes.is_empty());
+        // A reload breaks the first rule (its match keys in another order): it keeps v1.
+        let bad =
+            r#"{"_rules_": [{"_match_route_": ["a", "b"], "body": "bad"}, {"_match_route_": ["c"], "body": "c2"}]}"#;
+        let (rules, notes) = isolated(bad, &mut backup);
+        assert_eq!(bodies(&rules.unwrap()), ["_rules_[0]=v1", "_rules_[1]=c2"]);
+        assert_eq!(notes, ["_rules_[0]: body must not be bad; the rule keeps its last good configuration"]);
+        // Every rule bad, and no backup for the new match keys: refused.
+        let (rules, _) = isolated(r#"{"_rules_": [{"_match_route_": ["z"], "body": "bad"}]}"#, &mut backup);
+        assert_eq!(
+            rules.unwrap_err().to_string(),
+            "_rules_: every rule failed and none has an earlier good configuration"
+        );
+        // A rule without match keys is still an error.
+        let (rules, _) = isolated(r#"{"_rules_": [{"body": "x"}]}"#, &mut backup);
+        assert!(rules.unwrap_err().to_string().starts_with("_rules_[0]: a rule needs"));
+    }
+
+    #[test]
+    fn checks_name_the_config_they_refuse() {
+        let mut check = |config: &Mock, id: Option<&str>| match config.body.as_deref() {
+            Some("bad") => Err(format!("bad in {}", id.unwrap_or("-"))),
+            _ => Ok(()),
+        };
+        let json = r#"{"_plugin_id_": "p", "_rules_": [{"_match_route_": ["a"], "body": "bad"}]}"#;
+        let err = Rules::<Mock>::parse_checked(json.as_bytes(), RuleMode::Standalone, &mut check, None).unwrap_err();
+        assert_eq!(err.to_string(), "_rules_[0]: bad in p");
+        let err =
+            Rules::<Mock>::parse_checked(br#"{"body": "bad"}"#, RuleMode::Standalone, &mut check, None).unwrap_err();
+        assert_eq!(err.to_string(), "bad in -");
     }
 
     #[test]

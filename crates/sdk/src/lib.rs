@@ -101,6 +101,7 @@ mod host;
 mod host_types;
 pub mod http;
 mod json;
+mod leader;
 pub mod lifetime;
 pub mod log;
 pub mod metrics;
@@ -181,6 +182,12 @@ pub trait Plugin: Sized + 'static {
 
     /// How rules' configs are built (Higress's default: each rule stands alone).
     const RULE_MODE: RuleMode = RuleMode::Standalone;
+
+    /// Rule-level isolation (Go: `EnableRuleLevelConfigIsolation`): a rule
+    /// whose config fails keeps its last good config (by its match keys) or
+    /// is left out, instead of refusing the whole configuration; the
+    /// configuration is refused only when every rule fails. See [`config`].
+    const RULE_ISOLATION: bool = false;
 
     /// Ask the host for a fresh VM after this many requests (0: never).
     /// Higress replaces the VM; upstream Envoy ignores the request. Go:

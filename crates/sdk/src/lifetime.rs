@@ -32,6 +32,13 @@
 //! # }
 //! ```
 //!
+//! **Leader election** ([`PluginContext::elect_leader`], Go's
+//! `DoLeaderElection`): of the VMs (workers) running one plugin with one
+//! configuration, one holds a lease in shared data; call it at start and
+//! from a timer, and do what must happen once only while
+//! [`PluginContext::is_leader`]. A leader that stops renewing loses the
+//! lease after a minute.
+//!
 //! Timers share the host's one tick: its period is the greatest common
 //! divisor of the timers' periods, and each timer runs when its own period has
 //! passed by the host's clock. A reload (new configuration) drops the timers
@@ -61,11 +68,26 @@ pub(crate) struct PluginLife<P: Plugin> {
     timers: Vec<Timer<P>>,
     tick_ms: u32,
     pending_http: Vec<(u32, PluginCallback<P>)>,
+    /// Tells this plugin and configuration apart from others in shared data.
+    fingerprint: String,
+    leader: bool,
 }
 
 impl<P: Plugin> PluginLife<P> {
     pub(crate) fn new() -> Self {
-        PluginLife { timers: Vec::new(), tick_ms: 0, pending_http: Vec::new() }
+        PluginLife {
+            timers: Vec::new(),
+            tick_ms: 0,
+            pending_http: Vec::new(),
+            fingerprint: String::new(),
+            leader: false,
+        }
+    }
+
+    /// A new configuration: its fingerprint names the leader's lease.
+    pub(crate) fn configured(&mut self, configuration: &[u8]) {
+        self.fingerprint = crate::leader::fingerprint(P::NAME, configuration);
+        self.leader = false;
     }
 }
 
@@ -116,6 +138,33 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
     /// Number of timers registered.
     pub fn timers(&self) -> usize {
         self.life.timers.len()
+    }
+
+    /// Takes or renews this plugin's leadership lease, and says whether
+    /// this VM leads now (Go's `DoLeaderElection`). Call it in
+    /// [`Plugin::on_start`] and from a timer more often than once a minute.
+    /// A host without shared data (native builds) gives `false`, logged.
+    pub fn elect_leader(&mut self) -> bool {
+        let key = crate::leader::lease_key(&self.life.fingerprint);
+        let now = crate::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.life.leader = match crate::leader::acquire_or_renew(&key, crate::leader::vm_id(), now) {
+            Ok(leads) => leads,
+            Err(err) => {
+                self.log().warn(format_args!("leader election failed: {err}"));
+                false
+            }
+        };
+        self.life.leader
+    }
+
+    /// Whether this VM won the last [`PluginContext::elect_leader`] (Go's `IsLeader`).
+    pub fn is_leader(&self) -> bool {
+        self.life.leader
+    }
+
+    /// This VM's id, random, chosen once per VM (what the lease records).
+    pub fn vm_id(&self) -> &'static str {
+        crate::leader::vm_id()
     }
 
     pub(crate) fn dispatch_http(

@@ -47,6 +47,7 @@ impl<P: Plugin> Root<P> {
         let Some(rules) = crate::config::configure::<P>(&bytes, self.configured) else { return false };
         self.rules = Rc::new(rules);
         self.configured = true;
+        self.life.configured(&bytes);
         let mut plugin = self.context(root_id);
         plugin.clear_timers();
         match P::on_start(&mut plugin) {

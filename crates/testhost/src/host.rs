@@ -319,6 +319,24 @@ impl TestHost {
     pub fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
         self.inner.borrow().store.data().shared_data.get(key.as_bytes()).map(|(v, _)| v.clone())
     }
+
+    /// The keys of the shared data, sorted.
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        let inner = self.inner.borrow();
+        let mut keys: Vec<String> =
+            inner.store.data().shared_data.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Writes a shared-data value as another VM would (its version moves on).
+    pub fn set_shared_data(&self, key: &str, value: impl AsRef<[u8]>) {
+        let mut inner = self.inner.borrow_mut();
+        let state = inner.store.data_mut();
+        state.next_cas = state.next_cas.wrapping_add(1).max(1);
+        let cas = state.next_cas;
+        state.shared_data.insert(key.as_bytes().to_vec(), (value.as_ref().to_vec(), cas));
+    }
     /// A metric's value by name.
     pub fn metric(&self, name: &str) -> Option<i64> {
         self.inner.borrow().store.data().metrics.values().find(|(n, _)| n == name).map(|(_, v)| *v)

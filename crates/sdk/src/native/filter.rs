@@ -85,6 +85,7 @@ fn new_config<P: Plugin>(bytes: &[u8]) -> Option<Box<dyn FilterFactory>> {
     // Nothing survives a panic here but the error: the config is dropped.
     let started = catch_unwind(AssertUnwindSafe(|| {
         let mut life = crate::lifetime::PluginLife::<P>::new();
+        life.configured(bytes);
         let mut plugin = crate::lifetime::PluginContext::new(&rules, &mut life, 0);
         match P::on_start(&mut plugin) {
             Ok(()) => true,
