@@ -18,6 +18,9 @@ use std::time::Duration;
 
 const CONFIG: &str = r#"{"tickMs": 200, "callCluster": "httpbin", "callPath": "/status/200", "queueVmId": "lifetime"}"#;
 
+/// The VM configuration (`vm_config.configuration`) the plugin reads back.
+const VM_CONFIG: &str = "vm-wide";
+
 fn module() -> PathBuf {
     e2e::paths::fixture_module("lifetime").unwrap_or_else(|err| panic!("{err}"))
 }
@@ -31,7 +34,10 @@ fn start() -> (Envoy, Httpbin) {
     let httpbin = Httpbin::start().unwrap();
     let mut config =
         EnvoyConfig::from_yaml(&envoy_config::httpbin_bootstrap("lifetime"), &e2e::paths::dist_dir()).unwrap();
-    config.add_plugin(envoy_config::wasm_filter("lifetime", &module(), CONFIG)).unwrap();
+    let mut filter = envoy_config::wasm_filter("lifetime", &module(), CONFIG);
+    filter["typed_config"]["config"]["vm_config"]["configuration"] =
+        serde_json::json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": VM_CONFIG});
+    config.add_plugin(filter).unwrap();
     let envoy = Envoy::start_with_workers(&config, &Upstreams::httpbin(httpbin.port()), 2).unwrap();
     (envoy, httpbin)
 }
@@ -84,6 +90,7 @@ fn a_timer_fires_and_calls_httpbin_outside_requests() {
     assert!(field(&body, "dequeued").parse::<u64>().unwrap_or(0) >= 1, "{body}");
     // Upstream Envoy has no foreign function `get_log_level` (Higress has): an error, no trap.
     assert_eq!(field(&body, "level"), "-", "{body}");
+    assert_eq!(field(&body, "vm_config"), VM_CONFIG, "{body}");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub enum BufferType {
     RequestBody = 0,
     ResponseBody = 1,
     HttpCallResponseBody = 4,
+    VmConfiguration = 6,
     PluginConfiguration = 7,
     #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     RedisCallResponse = 9,

@@ -206,6 +206,23 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
     }
 }
 
+/// The VM's configuration (Envoy's `vm_config.configuration`, Go's
+/// `GetVMConfiguration` / `OnVMStart`): what the host started the VM with,
+/// shared by every plugin configuration in it, readable from any hook;
+/// empty when it has none (and in native builds, which have no VM).
+pub fn vm_configuration() -> &'static [u8] {
+    VM_CONFIGURATION.get().map_or(&[], Vec::as_slice)
+}
+
+/// What the host started the VM with (set once, at VM start).
+static VM_CONFIGURATION: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+#[cfg_attr(feature = "native", allow(dead_code))]
+pub(crate) fn set_vm_configuration(bytes: Vec<u8>) {
+    // A VM starts once; a second start would carry the same configuration.
+    let _ = VM_CONFIGURATION.set(bytes);
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a

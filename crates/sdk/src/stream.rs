@@ -112,7 +112,13 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         }
     }
 
-    fn vm_start(&mut self, _root_id: u32, _size: usize) -> bool {
+    fn vm_start(&mut self, _root_id: u32, size: usize) -> bool {
+        // The VM configuration (Envoy's `vm_config.configuration`), kept for
+        // `PluginContext::vm_configuration`; a VM without one starts as well.
+        match host::get_buffer(BufferType::VmConfiguration, 0, size) {
+            Ok(bytes) => crate::lifetime::set_vm_configuration(bytes.unwrap_or_default()),
+            Err(status) => self.logger().warn(format_args!("cannot read the VM configuration: {status}")),
+        }
         true
     }
 
