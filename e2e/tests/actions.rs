@@ -27,10 +27,12 @@
 //!   (as on the Wasm filter without it).
 //! * Envoy's dynamic module filter never runs its module's response hooks
 //!   for a local answer the module sent.
+//! * After `DataStopIterationAndWatermark`, a native body hook sees what
+//!   Envoy holds with the new chunk (as after `StopIterationAndBuffer`); the
+//!   Wasm filter shows the new chunk only.
 //!
-//! Rows without a test: `HeaderContinueAndEndStream`,
-//! `DataStopIterationAndWatermark` and `DataStopIterationNoBuffer` are not
-//! offered by the SDK (it answers ABI 0.2.1 with 0 or 1 only).
+//! Row without a test: `HeaderContinueAndEndStream` is not offered by the
+//! SDK (no ABI 0.2.1 host call could add the body it exists for).
 
 // The helpers below are test code as much as the tests (clippy.toml allows
 // these in `#[test]` functions only): a failed unwrap is a failed test.
@@ -821,6 +823,75 @@ fn buffered_response_body_edits() {
     let text = resp.text();
     assert!(text.starts_with("<<{") && text.ends_with("}\n>>"), "{text}");
     assert_eq!(resp.header("content-length"), Some(text.len().to_string().as_str()));
+}
+
+// ----- DataStopIterationAndWatermark / DataStopIterationNoBuffer -----
+
+/// `DataAction::StopIterationAndWatermark` until the last chunk: Envoy holds
+/// the chunks, but unlike `StopIterationAndBuffer` the next call of the hook
+/// sees only the new chunk (here the empty last one of a chunked request),
+/// and what was held goes on before it.
+#[test]
+fn watermark_holds_chunks_without_showing_them_again() {
+    let gw = probe(json!({
+        "requestHeaders": {"removeRequestHeader": ["content-length"]},
+        "requestBody": {"return": "watermarkUntilEnd", "prependBody": "head+", "appendBody": "+tail"},
+    }))
+    .start();
+    let resp = post(&gw, "/anything", "hello", "wm-edit-1");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // Natively the hook's body is everything Envoy holds, as with `StopIterationAndBuffer`.
+    let (expected, last) = if native() { ("head+hello+tail", 5) } else { ("hellohead++tail", 0) };
+    assert_eq!(echoed_body(&resp), expected);
+    let chunks = ["request_body(5,more)".to_string(), format!("request_body({last},end)")];
+    assert_eq!(phases(&resp)[1..3], chunks, "{:?}", phases(&resp));
+}
+
+/// Past the buffer limit, `StopIterationAndWatermark` is not answered 413 as
+/// `StopIterationAndBuffer` is: Envoy holds the stream with back-pressure and
+/// the body still reaches the hook whole.
+#[test]
+fn watermark_request_body_past_the_buffer_limit_is_not_refused() {
+    let gw = probe(json!({
+        "requestHeaders": {"removeRequestHeader": ["content-length"]},
+        "requestBody": {"return": "watermarkUntilEnd", "appendBody": "+tail"},
+    }))
+    .buffer_limit(1024)
+    .start();
+    let resp = post(&gw, "/anything", &"a".repeat(4096), "wm-limit-1");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(echoed_body(&resp), format!("{}+tail", "a".repeat(4096)));
+}
+
+/// `DataAction::StopIterationNoBuffer`: the plugin takes the chunk, so the
+/// upstream gets no body; on the last chunk the SDK sends it emptied with
+/// `Continue` (nothing else would end the stream on upstream Envoy).
+#[test]
+fn no_buffer_takes_the_request_body() {
+    let gw = probe(json!({
+        "requestHeaders": {"removeRequestHeader": ["content-length"]},
+        "requestBody": {"return": "stopIterationNoBuffer"},
+    }))
+    .start();
+    let resp = post(&gw, "/anything", "hello", "nobuf-req-1");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(echoed_body(&resp), "");
+    assert_eq!(phases(&resp)[1..3], ["request_body(5,more)", "request_body(0,end)"], "{:?}", phases(&resp));
+}
+
+/// The same for the response: the client gets the head and no body.
+#[test]
+fn no_buffer_takes_the_response_body() {
+    let gw = probe(json!({
+        "responseHeaders": {"removeResponseHeader": ["content-length"]},
+        "responseBody": {"return": "stopIterationNoBuffer"},
+    }))
+    .start();
+    let resp = get(&gw, "/get", "nobuf-resp-1");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "");
+    let logged = logged_phases(&gw, "nobuf-resp-1");
+    assert!(logged.iter().any(|p| p.starts_with("response_body(") && p.ends_with(",end)")), "{logged:?}");
 }
 
 /// A call dispatched from a *body* hook that returns `StopIterationAndBuffer`:

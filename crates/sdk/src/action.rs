@@ -2,7 +2,7 @@
 //!
 //! The Higress Go SDK names five header states and four data states after
 //! Envoy's `FilterHeadersStatus` / `FilterDataStatus`. The SDK answers the
-//! host's ABI 0.2.1 with `0` (continue) or `1` (pause) only. What each state becomes, and what Envoy 1.40
+//! host's ABI 0.2.1 with Envoy's own numbers. What each state becomes, and what Envoy 1.40
 //! then does (each row is shown on a real Envoy by `e2e/tests/actions.rs`):
 //!
 //! | Go SDK state | here | sent | Envoy 1.40 |
@@ -14,8 +14,8 @@
 //! | `HeaderStopAllIterationAndWatermark` | [`HeaderAction::StopAllIterationAndWatermark`] | 1 | headers and body held until [`Request::resume`](crate::Request::resume) or a local answer; the body hook runs once, after the resume, with the body buffered meanwhile. With `allow_on_headers_stop_iteration: true`, Envoy runs 1 as `StopIteration` and delivers body during the hold: the SDK keeps holding it (the body hook returning `Continue` is sent as pause), but past the buffer limit Envoy answers 413 |
 //! | `DataContinue` | [`DataAction::Continue`] | 0 | the chunk goes on (and headers held by `StopIteration` with it) |
 //! | `DataStopIterationAndBuffer` | [`DataAction::StopIterationAndBuffer`] | 1 | the chunk is buffered; the hook sees the whole body so far with the next chunk, and a later `Continue` (or [`Request::resume`](crate::Request::resume) from a callback) releases it. Past the buffer limit: 413 for requests; for responses 500 if their headers are held, else Envoy resets the stream |
-//! | `DataStopIterationAndWatermark` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
-//! | `DataStopIterationNoBuffer` | not offered | - | the SDK sends only 0 or 1 on ABI 0.2.1 |
+//! | `DataStopIterationAndWatermark` | [`DataAction::StopIterationAndWatermark`] | 2 | the chunk is held, with back-pressure past the buffer limit (no 413), but not shown again: the next call of the hook sees only the new chunk, and a later `Continue` (or [`Request::resume`](crate::Request::resume)) sends what was held first, then the new chunk |
+//! | `DataStopIterationNoBuffer` | [`DataAction::StopIterationNoBuffer`] | 3 | the plugin takes the chunk: it is neither passed on nor buffered (read it first with `request_body()`/`response_body()`). What it sends instead goes out with Higress's [`Request::inject_response_data`](crate::Request::inject_response_data) (Go's `NeedPauseStreamingResponse` pattern). On the last chunk, unless the plugin injected the end of the stream, the SDK sends the chunk emptied with `Continue`, so that the stream still ends |
 //!
 //! Which edits of headers and bodies each hook may make, and what the host
 //! answers otherwise, is in [`Request`](crate::Request#what-can-be-edited-when)'s docs.
@@ -84,6 +84,10 @@ pub(crate) enum HostAction {
     /// (`StopIteration`): sent as 1 on Proxy-Wasm like [`HostAction::Pause`],
     /// as `StopIteration` natively, where no filter flag is needed for it.
     PauseHeaders,
+    /// Buffer the chunk with back-pressure (`StopIterationAndWatermark`, 2).
+    PauseWithWatermark,
+    /// Neither pass the chunk on nor buffer it (`StopIterationNoBuffer`, 3).
+    PauseNoBuffer,
 }
 
 impl HostAction {
@@ -94,17 +98,38 @@ impl HostAction {
         match self {
             HostAction::Continue => 0,
             HostAction::Pause | HostAction::PauseHeaders => 1,
+            HostAction::PauseWithWatermark => 2,
+            HostAction::PauseNoBuffer => 3,
         }
     }
 }
 
-/// What a body hook asks of the host.
+/// What a body hook asks of the host. See the [module docs](self) for what
+/// each one does on Envoy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataAction {
     /// Pass the chunk on (and the headers, if a `StopIteration` held them).
     Continue,
     /// Buffer the chunk; the hook sees the whole body so far next time.
     StopIterationAndBuffer,
+    /// Hold the chunk, with back-pressure instead of an error past the
+    /// host's buffer limit; the hook sees only new chunks after it.
+    StopIterationAndWatermark,
+    /// Take the chunk: neither pass it on nor buffer it (the plugin has read
+    /// it, and sends its own data instead; see the [module docs](self)).
+    StopIterationNoBuffer,
+}
+
+impl DataAction {
+    /// The variant's name, for log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataAction::Continue => "Continue",
+            DataAction::StopIterationAndBuffer => "StopIterationAndBuffer",
+            DataAction::StopIterationAndWatermark => "StopIterationAndWatermark",
+            DataAction::StopIterationNoBuffer => "StopIterationNoBuffer",
+        }
+    }
 }
 
 /// How a plugin wants a body delivered to its body hook.

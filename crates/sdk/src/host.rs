@@ -405,6 +405,43 @@ pub fn call_foreign_function(name: &str, argument: &[u8]) -> HostResult<Vec<u8>>
     Ok(unsafe { take_host_bytes(data, size) })
 }
 
+/// Higress's other host functions (not known to upstream Envoy or Istio).
+#[cfg(any(feature = "higress", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
+pub mod higress {
+    use super::{check, take_host_bytes, HostResult};
+    use std::ptr::null_mut;
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_upstream_hosts(return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+        fn proxy_set_upstream_override_host(address_data: *const u8, address_size: usize) -> u32;
+        fn proxy_inject_encoded_data_to_filter_chain(body_data: *const u8, body_size: usize, end_stream: u32) -> u32;
+    }
+
+    /// The hosts of the request's upstream cluster, as a header map
+    /// (address, metrics) on the wire.
+    pub fn upstream_hosts() -> HostResult<Vec<u8>> {
+        let mut data: *mut u8 = null_mut();
+        let mut size: usize = 0;
+        // SAFETY: out-pointers are valid.
+        check(unsafe { proxy_get_upstream_hosts(&mut data, &mut size) })?;
+        // SAFETY: the host returned a buffer it allocated with our allocator.
+        Ok(unsafe { take_host_bytes(data, size) })
+    }
+
+    /// Sends the request to `address` of its cluster, bypassing the load balancer.
+    pub fn set_upstream_override_host(address: &str) -> HostResult<()> {
+        // SAFETY: pointer/length describe a live string.
+        check(unsafe { proxy_set_upstream_override_host(address.as_ptr(), address.len()) })
+    }
+
+    /// Sends `data` down the response's filter chain, after this filter.
+    pub fn inject_encoded_data(data: &[u8], end_stream: bool) -> HostResult<()> {
+        // SAFETY: pointer/length describe a live slice.
+        check(unsafe { proxy_inject_encoded_data_to_filter_chain(data.as_ptr(), data.len(), u32::from(end_stream)) })
+    }
+}
+
 /// The Higress Redis host calls (not known to upstream Envoy or Istio).
 #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
 pub mod redis {

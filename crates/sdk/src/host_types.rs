@@ -8,11 +8,19 @@
 pub struct Status(pub u32);
 
 impl Status {
+    /// The host has no such value (or function, or map).
     pub const NOT_FOUND: Status = Status(1);
+    /// An argument the host refused (often: an edit in the wrong phase).
     pub const BAD_ARGUMENT: Status = Status(2);
+    /// The host could not parse what it was given.
+    pub const PARSE_FAILURE: Status = Status(4);
+    /// Nothing there (an empty queue).
     pub const EMPTY: Status = Status(7);
+    /// A shared value changed since it was read.
     pub const CAS_MISMATCH: Status = Status(8);
+    /// The host failed.
     pub const INTERNAL_FAILURE: Status = Status(10);
+    /// The host does not offer this call.
     pub const UNIMPLEMENTED: Status = Status(12);
 
     /// The ABI's name for this status.

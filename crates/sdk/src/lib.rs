@@ -61,6 +61,9 @@
 //! * **Redis calls** ([`redis`](redis/index.html), with the `redis` feature;
 //!   Higress only, so only a plugin that enables it imports the Higress host
 //!   functions).
+//! * **Higress's other host calls** ([`higress`](higress/index.html), with
+//!   the `higress` feature): the cluster's hosts, choosing one, and sending
+//!   data down the response's filter chain.
 //! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
 //!   timers, HTTP calls outside requests, and data and queues shared by
 //!   every VM (worker) of the plugin.
@@ -96,6 +99,8 @@ mod dispatch;
 pub mod fields;
 pub mod foreign;
 // The host functions: Proxy-Wasm imports, or Envoy dynamic module callbacks.
+#[cfg(any(feature = "higress", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
+pub mod higress;
 #[cfg_attr(feature = "native", path = "native/host.rs")]
 mod host;
 mod host_types;
@@ -122,6 +127,8 @@ pub mod shared;
 #[cfg(not(feature = "native"))]
 mod stream;
 
+#[cfg(all(feature = "native", feature = "higress"))]
+compile_error!("the `higress` feature imports Higress's host functions: a plugin with it builds as .wasm only");
 #[cfg(all(feature = "native", feature = "redis"))]
 compile_error!(
     "the Redis client needs Higress's host functions: a plugin with the `redis` feature builds as .wasm only"
@@ -132,7 +139,7 @@ compile_error!("the `native` feature builds an Envoy dynamic module (x86_64/aarc
 pub use action::{BodyMode, DataAction, HeaderAction};
 pub use attributes::{AttributeValue, Attributes};
 pub use config::{ConfigError, RuleMode};
-pub use host::LogLevel;
+pub use host::{LogLevel, Status};
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use lifetime::PluginContext;
 pub use log::{Log, Redacted};

@@ -117,6 +117,9 @@ pub struct Request<P: Plugin> {
     /// once it returns), for saying why the host refused an edit.
     in_headers_hook: bool,
     responded: bool,
+    /// Whether the plugin injected the end of the response (Higress's
+    /// `inject_response_data`), after which taking the last chunk is safe.
+    pub(crate) response_end_injected: bool,
     pending_http: Vec<(u32, HttpCallback<P>)>,
     #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
@@ -139,6 +142,7 @@ impl<P: Plugin> Request<P> {
             phase: Phase::RequestHeaders,
             in_headers_hook: false,
             responded: false,
+            response_end_injected: false,
             pending_http: Vec::new(),
             #[cfg(any(
                 feature = "redis",
@@ -612,6 +616,7 @@ impl<P: Plugin> Request<P> {
             return HostAction::Pause;
         }
         let pending = self.pending_calls();
+        let end_injected = self.stream_end_injected(stream);
         let hold = self.hold_mut(stream);
         match (action, *hold) {
             // A `StopAllIteration*` hold lasts until resume, even on hosts that
@@ -621,18 +626,42 @@ impl<P: Plugin> Request<P> {
                 *hold = Hold::Nothing;
                 HostAction::Continue
             }
-            (DataAction::StopIterationAndBuffer, _) if end_of_stream && pending == 0 => {
+            (DataAction::StopIterationAndBuffer | DataAction::StopIterationAndWatermark, _)
+                if end_of_stream && pending == 0 =>
+            {
                 *hold = Hold::Nothing;
-                self.log().error(
-                    "StopIterationAndBuffer on the last body chunk with no call pending would hang the stream; it goes on",
-                );
+                self.log().error(format_args!(
+                    "{} on the last body chunk with no call pending would hang the stream; it goes on",
+                    action.name()
+                ));
                 HostAction::Continue
             }
             (DataAction::StopIterationAndBuffer, _) => {
                 *hold = Hold::Body;
                 HostAction::Pause
             }
+            (DataAction::StopIterationAndWatermark, _) => {
+                *hold = Hold::Body;
+                HostAction::PauseWithWatermark
+            }
+            // The plugin took the chunk; what it holds stays held.
+            (DataAction::StopIterationNoBuffer, _) if !end_of_stream || end_injected => HostAction::PauseNoBuffer,
+            (DataAction::StopIterationNoBuffer, _) => {
+                // Nothing would end the stream: the last chunk goes on, emptied.
+                *hold = Hold::Nothing;
+                let emptied = host::set_buffer(body_buffer(stream), 0, usize::MAX, &[]);
+                if let Err(status) = emptied {
+                    self.log().warn(format_args!("cannot empty the last body chunk: {status}; it goes on as it is"));
+                }
+                HostAction::Continue
+            }
         }
+    }
+
+    /// Whether something else will end this direction's stream after the
+    /// plugin took its last chunk.
+    fn stream_end_injected(&self, stream: StreamType) -> bool {
+        stream == StreamType::Response && self.response_end_injected
     }
 
     pub(crate) fn on_done(&mut self) {
@@ -664,6 +693,14 @@ impl<P: Plugin> Request<P> {
             self.log().warn("callback neither resumed nor answered the request, and no call is pending: resuming");
             self.resume();
         }
+    }
+}
+
+/// The buffer holding a direction's body.
+fn body_buffer(stream: StreamType) -> BufferType {
+    match stream {
+        StreamType::Request => BufferType::RequestBody,
+        StreamType::Response => BufferType::ResponseBody,
     }
 }
 

@@ -107,6 +107,8 @@ pub const HEADERS_STOP_ALL_ITERATION_AND_WATERMARK: u32 = 4;
 /// Body statuses (`on_http_filter_{request,response}_body_status`).
 pub const BODY_CONTINUE: u32 = 0;
 pub const BODY_STOP_ITERATION_AND_BUFFER: u32 = 1;
+pub const BODY_STOP_ITERATION_AND_WATERMARK: u32 = 2;
+pub const BODY_STOP_ITERATION_NO_BUFFER: u32 = 3;
 /// Trailer statuses.
 pub const TRAILERS_CONTINUE: u32 = 0;
 

@@ -132,8 +132,11 @@ fn headers_status(action: Action) -> u32 {
     match action {
         Action::Continue => abi::HEADERS_CONTINUE,
         Action::PauseHeaders => abi::HEADERS_STOP_ITERATION,
-        // What Envoy's Proxy-Wasm filter makes of a pause, so both builds hold alike.
-        Action::Pause => abi::HEADERS_STOP_ALL_ITERATION_AND_WATERMARK,
+        // What Envoy's Proxy-Wasm filter makes of a pause, so both builds hold
+        // alike (body actions never reach a headers hook's answer).
+        Action::Pause | Action::PauseWithWatermark | Action::PauseNoBuffer => {
+            abi::HEADERS_STOP_ALL_ITERATION_AND_WATERMARK
+        }
     }
 }
 
@@ -141,6 +144,8 @@ fn body_status(action: Action) -> u32 {
     match action {
         Action::Continue => abi::BODY_CONTINUE,
         Action::Pause | Action::PauseHeaders => abi::BODY_STOP_ITERATION_AND_BUFFER,
+        Action::PauseWithWatermark => abi::BODY_STOP_ITERATION_AND_WATERMARK,
+        Action::PauseNoBuffer => abi::BODY_STOP_ITERATION_NO_BUFFER,
     }
 }
 
