@@ -45,73 +45,45 @@
 //! headers phase, and doing so for every response would cost every request
 //! two host calls. Requests without body, and plugins that keep the default
 //! body modes, pay nothing.
+//!
+//! The choices themselves are `flow.rs`'s `BodyFlags`, kept in the request;
+//! this module is the façade methods that set and read them, and the checks
+//! the driver (`driver.rs`) runs as headers arrive. Depends on the request,
+//! `flow.rs` and `host`.
 
 use crate::host::{self, MapType, StreamType};
-use crate::{BodyMode, Plugin, Request};
-
-/// The per-request body choices, one byte in the request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct BodyFlags(u8);
-
-const SEEN_REQUEST: u8 = 1;
-const SEEN_RESPONSE: u8 = 1 << 1;
-const SKIP_REQUEST: u8 = 1 << 2;
-const SKIP_RESPONSE: u8 = 1 << 3;
-const BUFFER_REQUEST: u8 = 1 << 4;
-const BUFFER_RESPONSE: u8 = 1 << 5;
-fn bits(stream: StreamType) -> (u8, u8, u8) {
-    match stream {
-        StreamType::Request => (SEEN_REQUEST, SKIP_REQUEST, BUFFER_REQUEST),
-        StreamType::Response => (SEEN_RESPONSE, SKIP_RESPONSE, BUFFER_RESPONSE),
-    }
-}
-
-impl BodyFlags {
-    fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
-    }
-
-    /// The config's mode, unless this request asked for the whole body.
-    pub(crate) fn mode(self, stream: StreamType, configured: BodyMode) -> BodyMode {
-        let (_, _, buffer) = bits(stream);
-        if self.has(buffer) {
-            BodyMode::Buffered
-        } else {
-            configured
-        }
-    }
-}
+use crate::{Plugin, Request};
 
 impl<P: Plugin> Request<P> {
     /// The body hook does not run for this request's body, and the SDK does
     /// not buffer it (Go: `DontReadRequestBody`).
     pub fn skip_request_body(&mut self) {
-        self.body_flags.0 |= SKIP_REQUEST;
+        self.body_flags.skip(StreamType::Request);
     }
     /// The same for the response body (Go: `DontReadResponseBody`).
     pub fn skip_response_body(&mut self) {
-        self.body_flags.0 |= SKIP_RESPONSE;
+        self.body_flags.skip(StreamType::Response);
     }
     /// The body hook gets this request's body whole, once
-    /// ([`BodyMode::Buffered`]), whatever the config's mode (Go:
+    /// ([`BodyMode::Buffered`](crate::BodyMode::Buffered)), whatever the config's mode (Go:
     /// `BufferRequestBody`). The body counts against the host's buffer limit.
     pub fn buffer_request_body(&mut self) {
-        self.body_flags.0 |= BUFFER_REQUEST;
+        self.body_flags.buffer(StreamType::Request);
     }
     /// The same for the response body (Go: `BufferResponseBody`).
     pub fn buffer_response_body(&mut self) {
-        self.body_flags.0 |= BUFFER_RESPONSE;
+        self.body_flags.buffer(StreamType::Response);
     }
 
     /// Whether the request has a body: its headers did not end the stream
     /// (Go: `HasRequestBody`). Meaningful from the request headers hook on.
     pub fn has_request_body(&self) -> bool {
-        self.body_flags.has(SEEN_REQUEST) || !self.request_body_done
+        self.body_flags.seen(StreamType::Request) || !self.flow.request_body_done
     }
     /// Whether the response has a body (Go: `HasResponseBody`); meaningful
     /// from the response headers hook on.
     pub fn has_response_body(&self) -> bool {
-        self.body_flags.has(SEEN_RESPONSE) || !self.response_body_done
+        self.body_flags.seen(StreamType::Response) || !self.flow.response_body_done
     }
 
     /// Whether the request asks for a WebSocket upgrade (`connection:
@@ -136,9 +108,7 @@ impl<P: Plugin> Request<P> {
 
     /// Whether this chunk's body is skipped. Marks the body as seen.
     pub(crate) fn skips_body(&mut self, stream: StreamType) -> bool {
-        let (seen, skip, _) = bits(stream);
-        self.body_flags.0 |= seen;
-        self.body_flags.has(skip)
+        self.body_flags.see(stream)
     }
 
     /// The automatic skip, as the request headers arrive with a body to come
@@ -150,9 +120,10 @@ impl<P: Plugin> Request<P> {
             return;
         }
         if self.is_websocket() {
-            self.body_flags.0 |= SKIP_REQUEST | SKIP_RESPONSE;
+            self.body_flags.skip(StreamType::Request);
+            self.body_flags.skip(StreamType::Response);
         } else if self.is_binary_request_body() {
-            self.body_flags.0 |= SKIP_REQUEST;
+            self.body_flags.skip(StreamType::Request);
         } else {
             return;
         }
@@ -163,7 +134,7 @@ impl<P: Plugin> Request<P> {
     /// arrive with a body to come, for configs that buffer response bodies.
     pub(crate) fn check_response_body(&mut self) {
         if P::SKIP_BINARY_BODIES && self.is_binary_response_body() {
-            self.body_flags.0 |= SKIP_RESPONSE;
+            self.body_flags.skip(StreamType::Response);
             self.log().debug("binary response body: not read (Plugin::SKIP_BINARY_BODIES)");
         }
     }
@@ -175,19 +146,4 @@ fn binary(map: MapType) -> bool {
     let content_type = header("content-type").unwrap_or_default();
     let contains = |needle: &[u8]| content_type.windows(needle.len()).any(|w| w == needle);
     contains(b"octet-stream") || contains(b"grpc") || header("content-encoding").is_some_and(|v| !v.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_asking_for_the_whole_body_overrides_the_config() {
-        let mut flags = BodyFlags::default();
-        assert_eq!(flags.mode(StreamType::Request, BodyMode::Streamed), BodyMode::Streamed);
-        flags.0 |= BUFFER_REQUEST;
-        assert_eq!(flags.mode(StreamType::Request, BodyMode::Streamed), BodyMode::Buffered);
-        assert_eq!(flags.mode(StreamType::Response, BodyMode::Streamed), BodyMode::Streamed);
-        assert_eq!(flags.mode(StreamType::Response, BodyMode::Buffered), BodyMode::Buffered);
-    }
 }

@@ -68,7 +68,7 @@ impl<P: Plugin> Request<P> {
     pub fn inject_response_data(&mut self, data: &[u8], end_of_stream: bool) -> Result<(), Status> {
         host::higress::inject_encoded_data(data, end_of_stream)?;
         if end_of_stream {
-            self.response_end_injected = true;
+            self.flow.response_end_injected = true;
         }
         Ok(())
     }

@@ -90,13 +90,22 @@ pub mod action;
 mod alloc;
 pub mod attributes;
 mod body;
+// The calls a request (or the plugin) waits on, and what each answer runs.
+// `request.rs`'s docs map the modules of a request and their dependencies.
+mod callouts;
+// Higress's cluster names (re-exported by `http`).
+mod cluster;
 pub mod config;
 mod details;
 // Routes the host's calls to contexts and callouts; native builds have a
 // filter per request and need only its callout bookkeeping.
 #[cfg_attr(feature = "native", path = "native/dispatch.rs")]
 mod dispatch;
+// Runs a request's phases and the answers to its calls (for `stream.rs` and `native/filter.rs`).
+mod driver;
 pub mod fields;
+// Where a request is in its exchange and what it holds (the façade's and the driver's state).
+mod flow;
 pub mod foreign;
 // The host functions: Proxy-Wasm imports, or Envoy dynamic module callbacks.
 #[cfg(any(feature = "higress", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
@@ -105,6 +114,8 @@ pub mod higress;
 mod host;
 mod host_types;
 pub mod http;
+// The answer to an HTTP call (re-exported by `http`).
+mod http_response;
 mod json;
 mod leader;
 pub mod lifetime;
@@ -126,6 +137,8 @@ pub mod settings;
 pub mod shared;
 #[cfg(not(feature = "native"))]
 mod stream;
+// Host bytes as text.
+mod text;
 
 #[cfg(all(feature = "native", feature = "higress"))]
 compile_error!("the `higress` feature imports Higress's host functions: a plugin with it builds as .wasm only");

@@ -44,10 +44,16 @@
 //! passed by the host's clock. A reload (new configuration) drops the timers
 //! and runs `on_start` again, which registers them anew.
 
+// Where this module sits in the SDK (a comment: the rendered docs are for plugin authors).
+// Depends on `config`, `host`, `dispatch`, `callouts.rs` (the calls it
+// waits on) and `http_response.rs`; the HTTP client (`http.rs`) depends on
+// it to send calls from outside requests, not the other way round.
+
+use crate::callouts::Waiting;
 use crate::config::{Rules, Shared};
 use crate::dispatch;
 use crate::host;
-use crate::http::HttpResponse;
+use crate::http_response::HttpResponse;
 use crate::log::Log;
 use crate::Plugin;
 use std::time::Duration;
@@ -67,7 +73,7 @@ struct Timer<P: Plugin> {
 pub(crate) struct PluginLife<P: Plugin> {
     timers: Vec<Timer<P>>,
     tick_ms: u32,
-    pending_http: Vec<(u32, PluginCallback<P>)>,
+    http_calls: Waiting<PluginCallback<P>>,
     /// Tells this plugin and configuration apart from others in shared data.
     fingerprint: String,
     leader: bool,
@@ -78,7 +84,7 @@ impl<P: Plugin> PluginLife<P> {
         PluginLife {
             timers: Vec::new(),
             tick_ms: 0,
-            pending_http: Vec::new(),
+            http_calls: Waiting::new(),
             fingerprint: String::new(),
             leader: false,
         }
@@ -176,7 +182,7 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
         callback: PluginCallback<P>,
     ) -> Result<(), host::Status> {
         let token = dispatch::http_call(cluster, headers, body, timeout, self.root_id)?;
-        self.life.pending_http.push((token, callback));
+        self.life.http_calls.push(token, callback);
         Ok(())
     }
 
@@ -199,8 +205,7 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
     }
 
     pub(crate) fn on_http_response(&mut self, token: u32, body_size: usize) {
-        let Some(at) = self.life.pending_http.iter().position(|(t, _)| *t == token) else { return };
-        let (_, callback) = self.life.pending_http.swap_remove(at);
+        let Some(callback) = self.life.http_calls.take(token) else { return };
         let response = HttpResponse::from_host(body_size);
         callback(self, &response);
     }

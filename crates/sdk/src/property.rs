@@ -62,7 +62,7 @@ impl FromProperty for Vec<u8> {
 /// Text, lossily converted to UTF-8.
 impl FromProperty for String {
     fn from_property(bytes: Vec<u8>) -> Option<Self> {
-        crate::request::lossy(Some(bytes))
+        crate::text::lossy(Some(bytes))
     }
 }
 
@@ -110,7 +110,7 @@ impl FromProperty for SystemTime {
 impl FromProperty for Vec<(String, String)> {
     fn from_property(bytes: Vec<u8>) -> Option<Self> {
         let pairs = crate::pairs::decode(&bytes)?;
-        Some(pairs.into_iter().map(|(k, v)| (k, crate::request::lossy(Some(v)).unwrap_or_default())).collect())
+        Some(pairs.into_iter().map(|(k, v)| (k, crate::text::lossy(Some(v)).unwrap_or_default())).collect())
     }
 }
 

@@ -39,9 +39,15 @@
 //! gone is dropped. The effective context is set to the request before its
 //! callback runs.
 
-use crate::dispatch::{self, Callout};
+// Where this module sits in the SDK (a comment: the rendered docs are for plugin authors).
+// The client depends on the request (`request.rs`), where each command
+// leaves what its answer runs, on `dispatch.rs` (which routes the answer
+// back to the request) and on `cluster.rs`; nothing in the SDK depends on
+// it but the re-exports and the driver's one call of what a command left.
+
+use crate::cluster::Cluster;
+use crate::dispatch::{self, Answer, Callout};
 use crate::host::{self, BufferType, Status};
-use crate::http::Cluster;
 use crate::request::Request;
 use crate::Plugin;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame, Resp2Frame};
@@ -187,23 +193,6 @@ impl fmt::Debug for RedisClient {
     }
 }
 
-pub(crate) type RedisCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, RedisResult<Value>)>;
-
-/// A command waiting for its answer.
-pub(crate) struct Pending<P: Plugin> {
-    callout: u32,
-    query: Vec<u8>,
-    client: RedisClient,
-    retried: bool,
-    callback: RedisCallback<P>,
-}
-
-impl<P: Plugin> Pending<P> {
-    pub(crate) fn callout(&self) -> u32 {
-        self.callout
-    }
-}
-
 impl RedisClient {
     /// A client for `cluster` (any kind but [`Cluster::Route`]).
     pub fn new(cluster: &Cluster, options: RedisOptions) -> Result<Self, String> {
@@ -295,15 +284,51 @@ impl RedisClient {
     ) -> RedisResult<()> {
         let query = encode_command(args);
         let callout = self.send(&query)?;
-        dispatch::expect(Callout::Redis(callout), req.context_id);
-        req.pending_redis.push(Pending {
-            callout,
-            query,
-            client: self.clone(),
-            retried: false,
-            callback: Box::new(callback),
-        });
+        self.expect_answer(req, callout, query, false, callback);
         Ok(())
+    }
+
+    /// Leaves in the request what the answer to `callout` (the command
+    /// `query`) runs: [`RedisClient::on_answer`]. One allocation, as the
+    /// callback alone would take.
+    fn expect_answer<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        callout: u32,
+        query: Vec<u8>,
+        retried: bool,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) {
+        dispatch::expect(Callout::Redis(callout), req.context_id);
+        let client = self.clone();
+        req.redis_calls.push(
+            callout,
+            Box::new(move |req, config, answer| client.on_answer(req, config, answer, query, retried, callback)),
+        );
+    }
+
+    /// The answer to a command: the callback gets it, unless the connection
+    /// lost its authentication (e.g. Redis restarted with a password), when
+    /// the client inits again and sends the command once more.
+    fn on_answer<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        config: &P::Config,
+        answer: Answer,
+        query: Vec<u8>,
+        retried: bool,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
+    ) {
+        let reply = read_answer(answer);
+        if let Err(RedisError::Server(message)) = &reply {
+            if message.starts_with("NOAUTH") && !retried {
+                if let Ok(callout) = self.init().and_then(|()| self.send(&query)) {
+                    self.expect_answer(req, callout, query, true, callback);
+                    return;
+                }
+            }
+        }
+        callback(req, config, reply)
     }
 
     fn typed<P: Plugin, T: 'static>(
@@ -642,34 +667,15 @@ fn from_frame(frame: OwnedFrame) -> RedisResult<Value> {
     })
 }
 
-impl<P: Plugin> Request<P> {
-    /// An answer to one of this request's commands (routed here by `dispatch.rs`).
-    pub(crate) fn on_redis_response(&mut self, callout: u32, status: u32, size: usize) {
-        let Some(at) = self.pending_redis.iter().position(|p| p.callout() == callout) else { return };
-        let pending = self.pending_redis.swap_remove(at);
-        let answer = if status != 0 {
-            Err(RedisError::Unavailable)
-        } else {
-            match host::get_buffer(BufferType::RedisCallResponse, 0, size) {
-                Ok(Some(bytes)) => decode_reply(&bytes),
-                Ok(None) => Err(RedisError::Unavailable),
-                Err(status) => Err(RedisError::Protocol(format!("cannot read the answer: {status}"))),
-            }
-        };
-        if let Err(RedisError::Server(message)) = &answer {
-            if message.starts_with("NOAUTH") && !pending.retried {
-                // The connection lost its authentication (e.g. Redis restarted with
-                // a password): init again and send the command once more.
-                let resent = pending.client.init().and_then(|()| pending.client.send(&pending.query));
-                if let Ok(callout) = resent {
-                    dispatch::expect(Callout::Redis(callout), self.context_id);
-                    self.pending_redis.push(Pending { callout, retried: true, ..pending });
-                    return;
-                }
-            }
-        }
-        self.with_config(|req, config| (pending.callback)(req, config, answer));
-        self.after_callback();
+/// The answer the host announced: the reply, or why there is none.
+fn read_answer(answer: Answer) -> RedisResult<Value> {
+    if answer.status != 0 {
+        return Err(RedisError::Unavailable);
+    }
+    match host::get_buffer(BufferType::RedisCallResponse, 0, answer.size) {
+        Ok(Some(bytes)) => decode_reply(&bytes),
+        Ok(None) => Err(RedisError::Unavailable),
+        Err(status) => Err(RedisError::Protocol(format!("cannot read the answer: {status}"))),
     }
 }
 

@@ -6,61 +6,47 @@
 //! plugin's prefix, since they only happen when called in a phase where that
 //! part of the exchange cannot be edited (response headers while handling the
 //! request, for instance): the table in [`Request`]'s docs says which.
+//!
+//! This is the façade plugins call, and the hub of a request's modules
+//! (`a → b`: `a` depends on `b`):
+//!
+//! * `stream.rs` (Wasm contexts), `native/filter.rs` → `driver.rs`, which
+//!   runs the phases and the answers to calls → `request.rs`, `flow.rs`,
+//!   `body.rs`, `property.rs`, `http_response.rs`;
+//! * `http.rs`, `redis.rs` (the clients) → `request.rs`, where a call leaves
+//!   what its answer runs, and `dispatch.rs`, `cluster.rs`,
+//!   `http_response.rs`; `http.rs` also → `lifetime.rs`, for calls outside
+//!   requests;
+//! * `body.rs`, `details.rs`, `property.rs`, `attributes.rs` (more façade
+//!   methods) → `request.rs`;
+//! * `request.rs` → `flow.rs` (where the exchange is, what is held: read to
+//!   explain refusals, to resume and to answer), `callouts.rs` (the calls it
+//!   waits on), `http_response.rs`, `dispatch.rs`, and `config`, `host`,
+//!   `log`, `text`.
+//!
+//! `flow.rs`, `callouts.rs`, `cluster.rs`, `http_response.rs` and `text.rs`
+//! depend on none of these. One arrow runs back, by the types: every module
+//! uses the crate root's `Plugin`, whose hooks take a `Request`.
 
-use crate::action::HostAction;
-use crate::config::{RequestFacts, Rules, Shared};
+use crate::action::HeaderAction;
+use crate::callouts::Waiting;
+use crate::config::{Rules, Shared};
 use crate::dispatch::{self, Callout};
-use crate::host::{self, BufferType, MapType, StreamType};
-use crate::http::HttpResponse;
+use crate::flow::{BodyFlags, Flow, Part};
+use crate::host::{self, BufferType, MapType};
+use crate::http_response::HttpResponse;
 use crate::log::Log;
-use crate::{BodyMode, DataAction, HeaderAction, Plugin};
+use crate::text::lossy;
+use crate::Plugin;
 use std::time::Duration;
 
+/// What runs when the answer to one of a request's HTTP calls comes.
 pub(crate) type HttpCallback<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, &HttpResponse)>;
 
-/// What the plugin is holding in one direction of the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Hold {
-    Nothing,
-    /// Headers held by `StopIteration`; a body hook returning `Continue` releases them.
-    Headers,
-    /// Headers and body held until `resume` (or a local response).
-    All,
-    /// Body held by a body hook's `StopIterationAndBuffer`; a later chunk's
-    /// `Continue`, or `resume`, releases it.
-    Body,
-}
-
-/// Where the exchange is, for the checks that depend on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    RequestHeaders,
-    RequestBody,
-    ResponseHeaders,
-    ResponseBody,
-    Done,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::RequestHeaders => "request headers",
-            Phase::RequestBody => "request body",
-            Phase::ResponseHeaders => "response headers",
-            Phase::ResponseBody => "response body",
-            Phase::Done => "done",
-        }
-    }
-}
-
-/// The part of the exchange an edit changes, for saying why the host refused it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    RequestHeaders,
-    ResponseHeaders,
-    RequestBody,
-    ResponseBody,
-}
+/// What runs when the answer to one of a request's Redis commands comes
+/// (made by `redis.rs`, which reads and decodes the answer itself).
+#[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
+pub(crate) type OnRedisAnswer<P> = Box<dyn FnOnce(&mut Request<P>, &<P as Plugin>::Config, dispatch::Answer)>;
 
 /// One HTTP exchange as a plugin sees it, with the plugin's per-request state.
 ///
@@ -97,32 +83,17 @@ pub struct Request<P: Plugin> {
     /// Per-request state of the plugin: what Go's `SetContext`/`GetContext`
     /// held, typed. Starts as `P::State::default()`.
     pub state: P::State,
-    rules: Shared<Rules<P::Config>>,
+    pub(crate) rules: Shared<Rules<P::Config>>,
     /// The config chosen in the request headers phase: `Some(None)` the global
     /// config, `Some(Some(i))` rule `i`, `None` none (the plugin stays out).
-    selected: Option<Option<usize>>,
-    request_hold: Hold,
-    response_hold: Hold,
-    /// Whether the last body chunk of each direction has been seen: a body
-    /// held after that can only be released by `resume`.
-    pub(crate) request_body_done: bool,
-    pub(crate) response_body_done: bool,
+    pub(crate) selected: Option<Option<usize>>,
+    /// Where the exchange is and what the plugin holds in it.
+    pub(crate) flow: Flow,
     /// This request's own body choices (see `body.rs`).
-    pub(crate) body_flags: crate::body::BodyFlags,
-    /// Whether the response headers went on to the client (after which a
-    /// local answer makes Envoy reset the stream).
-    response_headers_sent: bool,
-    phase: Phase,
-    /// Whether a headers hook is running (a held stream is marked held only
-    /// once it returns), for saying why the host refused an edit.
-    in_headers_hook: bool,
-    responded: bool,
-    /// Whether the plugin injected the end of the response (Higress's
-    /// `inject_response_data`), after which taking the last chunk is safe.
-    pub(crate) response_end_injected: bool,
-    pending_http: Vec<(u32, HttpCallback<P>)>,
+    pub(crate) body_flags: BodyFlags,
+    pub(crate) http_calls: Waiting<HttpCallback<P>>,
     #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
-    pub(crate) pending_redis: Vec<crate::redis::Pending<P>>,
+    pub(crate) redis_calls: Waiting<OnRedisAnswer<P>>,
     /// The host's id of this request, which answers to its calls are routed to.
     pub(crate) context_id: u32,
 }
@@ -133,22 +104,14 @@ impl<P: Plugin> Request<P> {
             state: P::State::default(),
             rules,
             selected: None,
-            request_hold: Hold::Nothing,
-            response_hold: Hold::Nothing,
-            request_body_done: false,
-            response_body_done: false,
-            body_flags: crate::body::BodyFlags::default(),
-            response_headers_sent: false,
-            phase: Phase::RequestHeaders,
-            in_headers_hook: false,
-            responded: false,
-            response_end_injected: false,
-            pending_http: Vec::new(),
+            flow: Flow::new(),
+            body_flags: BodyFlags::default(),
+            http_calls: Waiting::new(),
             #[cfg(any(
                 feature = "redis",
                 all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
             ))]
-            pending_redis: Vec::new(),
+            redis_calls: Waiting::new(),
             context_id,
         }
     }
@@ -224,7 +187,7 @@ impl<P: Plugin> Request<P> {
 
     // ----- bodies -----
 
-    /// The request body received so far (the whole body in [`BodyMode::Buffered`]).
+    /// The request body received so far (the whole body in [`BodyMode::Buffered`](crate::BodyMode::Buffered)).
     pub fn request_body(&self) -> Option<Vec<u8>> {
         host::get_buffer(BufferType::RequestBody, 0, usize::MAX).ok().flatten()
     }
@@ -320,11 +283,11 @@ impl<P: Plugin> Request<P> {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HeaderAction {
-        if self.responded {
+        if self.flow.responded {
             self.log().warn(format_args!("respond({status}) ignored: this request was already answered"));
             return HeaderAction::StopAllIterationAndWatermark;
         }
-        if self.response_headers_sent {
+        if self.flow.response_headers_sent {
             self.log().warn(format_args!(
                 "respond({status}) after the response headers went out: Envoy resets the stream instead"
             ));
@@ -336,10 +299,8 @@ impl<P: Plugin> Request<P> {
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         match host::send_local_response_with_details(u32::from(status), details, &headers, body) {
             Ok(()) => {
-                self.responded = true;
                 // The host releases what was held when it sends the answer.
-                self.request_hold = Hold::Nothing;
-                self.response_hold = Hold::Nothing;
+                self.flow.answered();
                 HeaderAction::StopAllIterationAndWatermark
             }
             Err(status_code) => {
@@ -354,18 +315,10 @@ impl<P: Plugin> Request<P> {
     /// on Envoy, continuing a stream that is not held sends it upstream twice
     /// (or crashes the proxy), so the SDK only continues what a hook held.
     pub fn resume(&mut self) {
-        if self.responded {
+        if self.flow.responded {
             return;
         }
-        let stream = if self.request_hold != Hold::Nothing {
-            self.request_hold = Hold::Nothing;
-            StreamType::Request
-        } else if self.response_hold != Hold::Nothing {
-            self.response_hold = Hold::Nothing;
-            StreamType::Response
-        } else {
-            return;
-        };
+        let Some(stream) = self.flow.release() else { return };
         if let Err(status) = host::continue_stream(stream) {
             self.log().error(format_args!("resume failed: host returned {status}"));
         }
@@ -373,7 +326,7 @@ impl<P: Plugin> Request<P> {
 
     /// Whether [`Request::respond`] has answered this request.
     pub fn responded(&self) -> bool {
-        self.responded
+        self.flow.responded
     }
 
     /// A logger whose lines carry the plugin's name and id and this request's id.
@@ -387,48 +340,11 @@ impl<P: Plugin> Request<P> {
     /// when the phase tells (the table in [`Request`]'s docs).
     fn edit(&self, what: &str, part: Part, name: &str, result: host::HostResult<()>) {
         if let Err(status) = result {
-            match self.refused_because(part) {
+            match self.flow.refused_because(part) {
                 Some(why) => self.log().warn(format_args!("{what}({name}) refused by the host: {status}; {why}")),
                 None => self.log().warn(format_args!("{what}({name}) refused by the host: {status}")),
             }
         }
-    }
-
-    /// Why the host refuses an edit of `part` in the phase this request is
-    /// in; `None` when the phase allows it (the host then had another reason).
-    fn refused_because(&self, part: Part) -> Option<String> {
-        let phase = self.phase;
-        let held = |hold: Hold| self.in_headers_hook || hold != Hold::Nothing;
-        let why = match (part, phase) {
-            (_, Phase::Done) => {
-                return Some("the exchange is over: on_done can read headers, not edit them".to_string())
-            }
-            (Part::RequestHeaders, Phase::RequestHeaders) if !held(self.request_hold) => {
-                "the request went on already (request headers can be edited until it continues)"
-            }
-            (Part::ResponseHeaders, Phase::ResponseHeaders) if !held(self.response_hold) => {
-                "the response went on already (response headers can be edited until it continues)"
-            }
-            (Part::RequestHeaders, Phase::RequestHeaders) | (Part::ResponseHeaders, Phase::ResponseHeaders) => {
-                return None
-            }
-            // Headers held by `StopIteration` can be edited from the body hook.
-            (Part::RequestHeaders, Phase::RequestBody) if self.request_hold == Hold::Headers => return None,
-            (Part::ResponseHeaders, Phase::ResponseBody) if self.response_hold == Hold::Headers => return None,
-            (Part::ResponseHeaders, Phase::RequestHeaders | Phase::RequestBody) => {
-                "response headers can be edited only in the response headers hook (the response has not arrived)"
-            }
-            (Part::RequestBody, Phase::RequestBody) | (Part::ResponseBody, Phase::ResponseBody) => return None,
-            (Part::RequestHeaders, _) => {
-                "request headers can be edited only in the request headers hook, until the request continues"
-            }
-            (Part::ResponseHeaders, _) => {
-                "response headers can be edited only in the response headers hook, until the response continues"
-            }
-            (Part::RequestBody, _) => "the request body can be edited only in the request body hook",
-            (Part::ResponseBody, _) => "the response body can be edited only in the response body hook",
-        };
-        Some(format!("{why} (this request is in its {} phase)", phase.name()))
     }
 
     /// Sets a header only if it cannot split the message (see [`header_is_safe`]).
@@ -465,15 +381,16 @@ impl<P: Plugin> Request<P> {
     /// Number of calls whose answer has not come yet.
     pub(crate) fn pending_calls(&self) -> usize {
         #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
-        let redis = self.pending_redis.len();
+        let redis = self.redis_calls.len();
         #[cfg(not(any(
             feature = "redis",
             all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
         )))]
         let redis = 0;
-        self.pending_http.len() + redis
+        self.http_calls.len() + redis
     }
 
+    /// Starts an HTTP call whose answer runs `callback` on this request.
     pub(crate) fn dispatch_http(
         &mut self,
         cluster: &str,
@@ -483,7 +400,7 @@ impl<P: Plugin> Request<P> {
         callback: HttpCallback<P>,
     ) -> Result<(), host::Status> {
         let token = dispatch::http_call(cluster, headers, body, timeout, self.context_id)?;
-        self.pending_http.push((token, callback));
+        self.http_calls.push(token, callback);
         Ok(())
     }
 
@@ -491,9 +408,9 @@ impl<P: Plugin> Request<P> {
     // Wasm only: native answers come to the filter that asked, nothing to forget.
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn pending_callouts(&self) -> Vec<Callout> {
-        let http = self.pending_http.iter().map(|(token, _)| Callout::Http(*token));
+        let http = self.http_calls.tokens().map(Callout::Http);
         #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
-        let http = http.chain(self.pending_redis.iter().map(|p| Callout::Redis(p.callout())));
+        let http = http.chain(self.redis_calls.tokens().map(Callout::Redis));
         http.collect()
     }
 
@@ -506,202 +423,6 @@ impl<P: Plugin> Request<P> {
         let config = rules.get(selected)?;
         Some(f(self, config))
     }
-
-    pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> HostAction {
-        self.phase = Phase::RequestHeaders;
-        self.request_body_done = end_of_stream;
-        crate::property::check_rebuild::<P>(self.rules.plugin_id());
-        self.selected =
-            if self.rules.has_rules() { self.rules.select(&mut HostFacts) } else { self.rules.global().map(|_| None) };
-        if !end_of_stream && self.selected.is_some() {
-            self.check_request_body();
-        }
-        self.in_headers_hook = true;
-        let action = self.with_config(P::on_request_headers).unwrap_or(HeaderAction::Continue);
-        self.in_headers_hook = false;
-        self.after_headers_hook(action, StreamType::Request, end_of_stream)
-    }
-
-    pub(crate) fn on_response_headers(&mut self, end_of_stream: bool) -> HostAction {
-        self.phase = Phase::ResponseHeaders;
-        self.response_body_done = end_of_stream;
-        if self.responded {
-            // Our own local answer passing through the filter chain.
-            return HostAction::Continue;
-        }
-        // Pure reads: nothing is left of this for the default body mode.
-        let config = self.selected.and_then(|selected| self.rules.get(selected));
-        if !end_of_stream && config.map(P::response_body_mode) == Some(BodyMode::Buffered) {
-            self.check_response_body();
-        }
-        self.in_headers_hook = true;
-        let action = self.with_config(P::on_response_headers).unwrap_or(HeaderAction::Continue);
-        self.in_headers_hook = false;
-        let abi = self.after_headers_hook(action, StreamType::Response, end_of_stream);
-        self.response_headers_sent = abi == HostAction::Continue && !self.responded;
-        abi
-    }
-
-    fn after_headers_hook(&mut self, action: HeaderAction, stream: StreamType, end_of_stream: bool) -> HostAction {
-        if self.responded {
-            return HostAction::Pause;
-        }
-        let hold = match action {
-            HeaderAction::Continue => Hold::Nothing,
-            // With no body to come, no body hook could release the headers.
-            HeaderAction::StopIteration if end_of_stream && self.pending_calls() == 0 => {
-                self.log()
-                    .error("StopIteration on a message without body and no call pending would hang it; it goes on");
-                return HostAction::Continue;
-            }
-            HeaderAction::StopIteration => Hold::Headers,
-            _ if self.pending_calls() == 0 => {
-                self.log().error(format_args!(
-                    "{} returned with no call pending: nothing could resume the stream, so it goes on",
-                    action.name()
-                ));
-                return HostAction::Continue;
-            }
-            _ => Hold::All,
-        };
-        *self.hold_mut(stream) = hold;
-        action.to_abi()
-    }
-
-    fn hold_mut(&mut self, stream: StreamType) -> &mut Hold {
-        match stream {
-            StreamType::Request => &mut self.request_hold,
-            StreamType::Response => &mut self.response_hold,
-        }
-    }
-
-    pub(crate) fn on_body(&mut self, stream: StreamType, size: usize, end_of_stream: bool) -> HostAction {
-        let (phase, done) = match stream {
-            StreamType::Request => (Phase::RequestBody, &mut self.request_body_done),
-            StreamType::Response => (Phase::ResponseBody, &mut self.response_body_done),
-        };
-        self.phase = phase;
-        *done = end_of_stream;
-        if self.responded {
-            return HostAction::Continue;
-        }
-        let Some(mode) = self.with_config(|_, config| match stream {
-            StreamType::Request => P::request_body_mode(config),
-            StreamType::Response => P::response_body_mode(config),
-        }) else {
-            return HostAction::Continue;
-        };
-        if self.skips_body(stream) {
-            // A skipped body goes on, and releases headers held for it.
-            let hold = self.hold_mut(stream);
-            if *hold == Hold::All {
-                return HostAction::Pause;
-            }
-            *hold = Hold::Nothing;
-            return HostAction::Continue;
-        }
-        let mode = self.body_flags.mode(stream, mode);
-        if mode == BodyMode::Buffered && !end_of_stream {
-            // The SDK's own buffering, not a hold of the plugin's.
-            return HostAction::Pause;
-        }
-        let body = Body { size, end_of_stream };
-        let action = self
-            .with_config(|req, config| match stream {
-                StreamType::Request => P::on_request_body(req, config, body),
-                StreamType::Response => P::on_response_body(req, config, body),
-            })
-            .unwrap_or(DataAction::Continue);
-        if self.responded {
-            return HostAction::Pause;
-        }
-        let pending = self.pending_calls();
-        let end_injected = self.stream_end_injected(stream);
-        let hold = self.hold_mut(stream);
-        match (action, *hold) {
-            // A `StopAllIteration*` hold lasts until resume, even on hosts that
-            // deliver body while headers are held.
-            (_, Hold::All) => HostAction::Pause,
-            (DataAction::Continue, _) => {
-                *hold = Hold::Nothing;
-                HostAction::Continue
-            }
-            (DataAction::StopIterationAndBuffer | DataAction::StopIterationAndWatermark, _)
-                if end_of_stream && pending == 0 =>
-            {
-                *hold = Hold::Nothing;
-                self.log().error(format_args!(
-                    "{} on the last body chunk with no call pending would hang the stream; it goes on",
-                    action.name()
-                ));
-                HostAction::Continue
-            }
-            (DataAction::StopIterationAndBuffer, _) => {
-                *hold = Hold::Body;
-                HostAction::Pause
-            }
-            (DataAction::StopIterationAndWatermark, _) => {
-                *hold = Hold::Body;
-                HostAction::PauseWithWatermark
-            }
-            // The plugin took the chunk; what it holds stays held.
-            (DataAction::StopIterationNoBuffer, _) if !end_of_stream || end_injected => HostAction::PauseNoBuffer,
-            (DataAction::StopIterationNoBuffer, _) => {
-                // Nothing would end the stream: the last chunk goes on, emptied.
-                *hold = Hold::Nothing;
-                let emptied = host::set_buffer(body_buffer(stream), 0, usize::MAX, &[]);
-                if let Err(status) = emptied {
-                    self.log().warn(format_args!("cannot empty the last body chunk: {status}; it goes on as it is"));
-                }
-                HostAction::Continue
-            }
-        }
-    }
-
-    /// Whether something else will end this direction's stream after the
-    /// plugin took its last chunk.
-    fn stream_end_injected(&self, stream: StreamType) -> bool {
-        stream == StreamType::Response && self.response_end_injected
-    }
-
-    pub(crate) fn on_done(&mut self) {
-        self.phase = Phase::Done;
-        self.with_config(P::on_done);
-    }
-
-    pub(crate) fn on_http_response(&mut self, token: u32, body_size: usize) {
-        let Some(at) = self.pending_http.iter().position(|(t, _)| *t == token) else { return };
-        let (_, callback) = self.pending_http.swap_remove(at);
-        let response = HttpResponse::from_host(body_size);
-        self.with_config(|req, config| callback(req, config, &response));
-        self.after_callback();
-    }
-
-    /// A callback that leaves the stream held with nothing left that could
-    /// release it would hang the request until the client gives up; go on instead.
-    pub(crate) fn after_callback(&mut self) {
-        if self.responded || self.phase == Phase::Done || self.pending_calls() > 0 {
-            return;
-        }
-        let stuck = |hold: Hold, body_done: bool| match hold {
-            Hold::All => true,
-            // More body could still come and release these.
-            Hold::Headers | Hold::Body => body_done,
-            Hold::Nothing => false,
-        };
-        if stuck(self.request_hold, self.request_body_done) || stuck(self.response_hold, self.response_body_done) {
-            self.log().warn("callback neither resumed nor answered the request, and no call is pending: resuming");
-            self.resume();
-        }
-    }
-}
-
-/// The buffer holding a direction's body.
-fn body_buffer(stream: StreamType) -> BufferType {
-    match stream {
-        StreamType::Request => BufferType::RequestBody,
-        StreamType::Response => BufferType::ResponseBody,
-    }
 }
 
 /// A body chunk as the host announced it.
@@ -713,31 +434,9 @@ pub struct Body {
     pub end_of_stream: bool,
 }
 
-/// Reads the matcher's facts from the host.
-struct HostFacts;
-
-impl RequestFacts for HostFacts {
-    fn route_name(&mut self) -> Option<String> {
-        property_string(&["route_name"]).or_else(|| property_string(&["xds", "route_name"]))
-    }
-    fn authority(&mut self) -> Option<String> {
-        lossy(host::get_map_value(MapType::RequestHeaders, ":authority").ok().flatten())
-    }
-    fn cluster_name(&mut self) -> Option<String> {
-        property_string(&["cluster_name"]).or_else(|| property_string(&["xds", "cluster_name"]))
-    }
-}
-
-fn property_string(path: &[&str]) -> Option<String> {
+/// A property as text; `None` when missing or empty.
+pub(crate) fn property_string(path: &[&str]) -> Option<String> {
     lossy(host::get_property(path).ok().flatten()).filter(|s| !s.is_empty())
-}
-
-/// Bytes as text: no copy when they are UTF-8, replacement characters when not.
-pub(crate) fn lossy(bytes: Option<Vec<u8>>) -> Option<String> {
-    bytes.map(|b| match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    })
 }
 
 fn all_lossy(map: MapType) -> Vec<(String, String)> {

@@ -6,6 +6,10 @@
 //! both by context id: a request lives inline in its map (no allocation of
 //! its own once the map is warm) and is found again by id for each phase and
 //! for the answers to its calls.
+//!
+//! The phases and answers themselves are run by the driver (`driver.rs`,
+//! methods of [`Request`]); this module only finds the context, so it
+//! depends on the request, the driver, `lifetime.rs` and `dispatch.rs`.
 
 use crate::action::HostAction;
 use crate::config::Rules;
@@ -177,7 +181,7 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
                 feature = "redis",
                 all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
             ))]
-            Callout::Redis(token) => request.on_redis_response(token, answer.status, answer.size),
+            Callout::Redis(token) => request.on_redis_response(token, answer),
         }
     }
 

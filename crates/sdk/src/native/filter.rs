@@ -5,7 +5,8 @@
 //! `Plugin::Config` must be `Send + Sync` in native builds (see
 //! [`crate::ThreadSafe`]), so a config that is not thread-safe fails to build.
 //!
-//! Each hook runs the matching phase method of [`Request`] with the filter
+//! Each hook runs the matching phase method of [`Request`] (the driver,
+//! `driver.rs`, shared with the Wasm build) with the filter
 //! made current for the host functions, behind `catch_unwind`: a panic in a
 //! plugin must not unwind into Envoy (which would abort the process). After a
 //! panic the stream is answered `500` if its response has not started, the

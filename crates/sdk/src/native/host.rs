@@ -275,7 +275,7 @@ pub fn set_buffer(buffer: BufferType, start: usize, size: usize, value: &[u8]) -
 }
 
 fn to_pairs(headers: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
-    headers.into_iter().map(|(k, v)| (crate::request::lossy(Some(k)).unwrap_or_default(), v)).collect()
+    headers.into_iter().map(|(k, v)| (crate::text::lossy(Some(k)).unwrap_or_default(), v)).collect()
 }
 
 /// All pairs of a header map, values as raw bytes.
