@@ -84,7 +84,7 @@ fn compile(root: &Path, package: &str) -> Result<(), String> {
 /// cannot behave as the Wasm filter, `actions` says what the native build does
 /// instead (see its module docs and the README).
 pub const E2E_SUITES: &[&str] =
-    &["seed", "rules", "bad_config", "log_format", "http_call", "parity", "native", "actions"];
+    &["seed", "rules", "bad_config", "log_format", "http_call", "parity", "native", "actions", "trailers"];
 
 /// Runs [`E2E_SUITES`] on the native builds.
 pub fn test(root: &Path) -> Result<(), String> {

@@ -132,6 +132,17 @@ impl DataAction {
     }
 }
 
+/// What a trailers hook asks of the host (Envoy's `FilterTrailersStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrailerAction {
+    /// Pass the trailers on: the message ends.
+    Continue,
+    /// Hold the message's end until [`Request::resume`](crate::Request::resume)
+    /// (from the callback of a call the hook made; with no call pending the
+    /// SDK lets it go on and logs an error, as for headers).
+    StopIteration,
+}
+
 /// How a plugin wants a body delivered to its body hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyMode {

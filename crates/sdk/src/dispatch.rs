@@ -64,6 +64,8 @@ pub(crate) trait Contexts {
     fn request_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction;
     fn response_headers(&mut self, context_id: u32, end_of_stream: bool) -> HostAction;
     fn response_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> HostAction;
+    fn request_trailers(&mut self, context_id: u32) -> HostAction;
+    fn response_trailers(&mut self, context_id: u32) -> HostAction;
     fn tick(&mut self, root_id: u32);
     fn queue_ready(&mut self, root_id: u32, queue_id: u32);
     /// An answer for `context_id` (a request, or a root for calls made
@@ -199,6 +201,16 @@ pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, en
 #[no_mangle]
 pub extern "C" fn proxy_on_response_body(context_id: u32, body_size: usize, end_of_stream: u32) -> u32 {
     with(HostAction::Continue, |c| c.response_body(context_id, body_size, end_of_stream != 0)).abi_code()
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(context_id: u32, _trailers: usize) -> u32 {
+    with(HostAction::Continue, |c| c.request_trailers(context_id)).abi_code()
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(context_id: u32, _trailers: usize) -> u32 {
+    with(HostAction::Continue, |c| c.response_trailers(context_id)).abi_code()
 }
 
 #[no_mangle]

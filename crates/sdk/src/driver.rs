@@ -24,7 +24,7 @@ use crate::host::{self, BufferType, MapType, StreamType};
 use crate::http_response::HttpResponse;
 use crate::request::property_string;
 use crate::text::lossy;
-use crate::{Body, BodyMode, DataAction, HeaderAction, Plugin, Request};
+use crate::{Body, BodyMode, DataAction, HeaderAction, Plugin, Request, TrailerAction};
 
 impl<P: Plugin> Request<P> {
     pub(crate) fn on_request_headers(&mut self, end_of_stream: bool) -> HostAction {
@@ -124,7 +124,12 @@ impl<P: Plugin> Request<P> {
             // The SDK's own buffering, not a hold of the plugin's.
             return HostAction::Pause;
         }
-        let body = Body { size, end_of_stream };
+        self.body_hook(stream, Body { size, end_of_stream })
+    }
+
+    /// Runs the body hook on `body` and turns its answer into the host's.
+    fn body_hook(&mut self, stream: StreamType, body: Body) -> HostAction {
+        let end_of_stream = body.end_of_stream;
         let action = self
             .with_config(|req, config| match stream {
                 StreamType::Request => P::on_request_body(req, config, body),
@@ -172,6 +177,71 @@ impl<P: Plugin> Request<P> {
                     self.log().warn(format_args!("cannot empty the last body chunk: {status}; it goes on as it is"));
                 }
                 HostAction::Continue
+            }
+        }
+    }
+
+    /// The trailers of one direction arrived: the end of its message. A
+    /// body the SDK was collecting for a `Buffered` hook is complete now, so
+    /// that hook runs first (its last chunk came without the end-of-stream
+    /// flag); then the trailers hook.
+    pub(crate) fn on_trailers(&mut self, stream: StreamType) -> HostAction {
+        let (body_phase, phase) = match stream {
+            StreamType::Request => (Phase::RequestBody, Phase::RequestTrailers),
+            StreamType::Response => (Phase::ResponseBody, Phase::ResponseTrailers),
+        };
+        match stream {
+            StreamType::Request => self.flow.request_body_done = true,
+            StreamType::Response => self.flow.response_body_done = true,
+        }
+        if self.flow.responded {
+            return HostAction::Continue;
+        }
+        let Some(mode) = self.with_config(|_, config| match stream {
+            StreamType::Request => P::request_body_mode(config),
+            StreamType::Response => P::response_body_mode(config),
+        }) else {
+            return HostAction::Continue;
+        };
+        let collected = self.body_flags.seen(stream)
+            && !self.body_flags.skipped(stream)
+            && self.body_flags.mode(stream, mode) == BodyMode::Buffered;
+        if collected {
+            self.flow.phase = body_phase;
+            let size = host::get_buffer(body_buffer(stream), 0, usize::MAX).ok().flatten().map_or(0, |b| b.len());
+            self.body_hook(stream, Body { size, end_of_stream: true });
+        }
+        self.flow.phase = phase;
+        let action = self
+            .with_config(|req, config| match stream {
+                StreamType::Request => P::on_request_trailers(req, config),
+                StreamType::Response => P::on_response_trailers(req, config),
+            })
+            .unwrap_or(TrailerAction::Continue);
+        if self.flow.responded {
+            return HostAction::Pause;
+        }
+        let pending = self.pending_calls();
+        let hold = self.flow.hold_mut(stream);
+        match action {
+            // What the body hook holds (with a call pending) only a resume releases now.
+            _ if *hold == Hold::All || (*hold == Hold::Body && pending > 0) => {
+                *hold = Hold::All;
+                HostAction::Pause
+            }
+            TrailerAction::Continue => {
+                *hold = Hold::Nothing;
+                HostAction::Continue
+            }
+            TrailerAction::StopIteration if pending == 0 => {
+                *hold = Hold::Nothing;
+                self.log()
+                    .error("StopIteration in a trailers hook with no call pending would hang the stream; it goes on");
+                HostAction::Continue
+            }
+            TrailerAction::StopIteration => {
+                *hold = Hold::All;
+                HostAction::Pause
             }
         }
     }

@@ -30,8 +30,10 @@ pub(crate) enum Hold {
 pub(crate) enum Phase {
     RequestHeaders,
     RequestBody,
+    RequestTrailers,
     ResponseHeaders,
     ResponseBody,
+    ResponseTrailers,
     Done,
 }
 
@@ -40,8 +42,10 @@ impl Phase {
         match self {
             Phase::RequestHeaders => "request headers",
             Phase::RequestBody => "request body",
+            Phase::RequestTrailers => "request trailers",
             Phase::ResponseHeaders => "response headers",
             Phase::ResponseBody => "response body",
+            Phase::ResponseTrailers => "response trailers",
             Phase::Done => "done",
         }
     }
@@ -54,6 +58,8 @@ pub(crate) enum Part {
     ResponseHeaders,
     RequestBody,
     ResponseBody,
+    RequestTrailers,
+    ResponseTrailers,
 }
 
 /// One request's place in the exchange.
@@ -161,10 +167,15 @@ impl Flow {
             // Headers held by `StopIteration` can be edited from the body hook.
             (Part::RequestHeaders, Phase::RequestBody) if self.request_hold == Hold::Headers => return None,
             (Part::ResponseHeaders, Phase::ResponseBody) if self.response_hold == Hold::Headers => return None,
-            (Part::ResponseHeaders, Phase::RequestHeaders | Phase::RequestBody) => {
+            (Part::ResponseHeaders, Phase::RequestHeaders | Phase::RequestBody | Phase::RequestTrailers) => {
                 "response headers can be edited only in the response headers hook (the response has not arrived)"
             }
             (Part::RequestBody, Phase::RequestBody) | (Part::ResponseBody, Phase::ResponseBody) => return None,
+            (Part::RequestTrailers, Phase::RequestTrailers) | (Part::ResponseTrailers, Phase::ResponseTrailers) => {
+                return None
+            }
+            (Part::RequestTrailers, _) => "request trailers can be edited only in the request trailers hook",
+            (Part::ResponseTrailers, _) => "response trailers can be edited only in the response trailers hook",
             (Part::RequestHeaders, _) => {
                 "request headers can be edited only in the request headers hook, until the request continues"
             }
@@ -224,6 +235,12 @@ impl BodyFlags {
     pub(crate) fn buffer(&mut self, stream: StreamType) {
         let (_, _, buffer) = bits(stream);
         self.0 |= buffer;
+    }
+
+    /// Whether this direction's body is skipped.
+    pub(crate) fn skipped(self, stream: StreamType) -> bool {
+        let (_, skip, _) = bits(stream);
+        self.has(skip)
     }
 
     /// Whether body of this direction reached the filter.

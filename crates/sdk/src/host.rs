@@ -24,8 +24,11 @@ fn check(status: u32) -> HostResult<()> {
 #[repr(u32)]
 pub enum MapType {
     RequestHeaders = 0,
+    RequestTrailers = 1,
     ResponseHeaders = 2,
+    ResponseTrailers = 3,
     HttpCallResponseHeaders = 6,
+    HttpCallResponseTrailers = 7,
 }
 
 /// Buffers of the ABI.

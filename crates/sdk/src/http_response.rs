@@ -44,6 +44,22 @@ impl HttpResponse {
             .collect()
     }
 
+    /// One response trailer (Go's `GetHttpCallResponseTrailers`); `None`
+    /// when the answer has none. Native builds: always `None` (the dynamic
+    /// module ABI hands a call's answer over without trailers).
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        crate::text::lossy(host::get_map_value(MapType::HttpCallResponseTrailers, name).ok().flatten())
+    }
+
+    /// Every response trailer (empty when there are none).
+    pub fn trailers(&self) -> Vec<(String, String)> {
+        host::get_map(MapType::HttpCallResponseTrailers)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, crate::text::lossy(Some(v)).unwrap_or_default()))
+            .collect()
+    }
+
     /// The response body (empty when there is none).
     pub fn body(&self) -> Vec<u8> {
         if self.body_size == 0 {

@@ -137,6 +137,7 @@ pub mod settings;
 pub mod shared;
 #[cfg(not(feature = "native"))]
 mod stream;
+mod trailers;
 // Host bytes as text.
 mod text;
 
@@ -149,7 +150,7 @@ compile_error!(
 #[cfg(all(feature = "native", target_family = "wasm"))]
 compile_error!("the `native` feature builds an Envoy dynamic module (x86_64/aarch64 Linux), not a Wasm module");
 
-pub use action::{BodyMode, DataAction, HeaderAction};
+pub use action::{BodyMode, DataAction, HeaderAction, TrailerAction};
 pub use attributes::{AttributeValue, Attributes};
 pub use config::{ConfigError, RuleMode};
 pub use host::{LogLevel, Status};
@@ -167,7 +168,7 @@ pub mod prelude {
     pub use crate::settings::*;
     pub use crate::{
         Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, PluginContext, Redacted,
-        Request, RuleMode,
+        Request, RuleMode, TrailerAction,
     };
     pub use serde::Deserialize;
 }
@@ -301,6 +302,20 @@ pub trait Plugin: Sized + 'static {
     fn on_response_body(req: &mut Request<Self>, config: &Self::Config, body: Body) -> DataAction {
         let _ = (req, config, body);
         DataAction::Continue
+    }
+
+    /// The request's trailers arrived (after its last body chunk; only
+    /// messages that carry trailers have them). Read and edit them with
+    /// [`Request::request_trailer`] and the other trailer methods.
+    fn on_request_trailers(req: &mut Request<Self>, config: &Self::Config) -> TrailerAction {
+        let _ = (req, config);
+        TrailerAction::Continue
+    }
+
+    /// The response's trailers arrived (gRPC's `grpc-status`, for one).
+    fn on_response_trailers(req: &mut Request<Self>, config: &Self::Config) -> TrailerAction {
+        let _ = (req, config);
+        TrailerAction::Continue
     }
 
     /// The exchange is over (after the response went out, or the client left).

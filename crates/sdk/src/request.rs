@@ -338,7 +338,7 @@ impl<P: Plugin> Request<P> {
 
     /// Logs an edit the host refused: the edit, the host's status, and why,
     /// when the phase tells (the table in [`Request`]'s docs).
-    fn edit(&self, what: &str, part: Part, name: &str, result: host::HostResult<()>) {
+    pub(crate) fn edit(&self, what: &str, part: Part, name: &str, result: host::HostResult<()>) {
         if let Err(status) = result {
             match self.flow.refused_because(part) {
                 Some(why) => self.log().warn(format_args!("{what}({name}) refused by the host: {status}; {why}")),
@@ -348,7 +348,7 @@ impl<P: Plugin> Request<P> {
     }
 
     /// Sets a header only if it cannot split the message (see [`header_is_safe`]).
-    fn edit_header(
+    pub(crate) fn edit_header(
         &self,
         what: &str,
         part: Part,
@@ -363,7 +363,7 @@ impl<P: Plugin> Request<P> {
         }
     }
 
-    fn edit_headers(
+    pub(crate) fn edit_headers(
         &self,
         what: &str,
         part: Part,
@@ -439,7 +439,7 @@ pub(crate) fn property_string(path: &[&str]) -> Option<String> {
     lossy(host::get_property(path).ok().flatten()).filter(|s| !s.is_empty())
 }
 
-fn all_lossy(map: MapType) -> Vec<(String, String)> {
+pub(crate) fn all_lossy(map: MapType) -> Vec<(String, String)> {
     host::get_map(map).unwrap_or_default().into_iter().map(|(k, v)| (k, lossy(Some(v)).unwrap_or_default())).collect()
 }
 
@@ -453,7 +453,7 @@ pub(crate) fn header_is_safe(name: &str, value: &str) -> bool {
         && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
-fn set_all(map: MapType, headers: &[(&str, &str)]) -> host::HostResult<()> {
+pub(crate) fn set_all(map: MapType, headers: &[(&str, &str)]) -> host::HostResult<()> {
     let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     host::set_map(map, &pairs)
 }

@@ -152,6 +152,14 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         self.phase(context_id, |req| req.on_body(StreamType::Response, size, end_of_stream))
     }
 
+    fn request_trailers(&mut self, context_id: u32) -> HostAction {
+        self.phase(context_id, |req| req.on_trailers(StreamType::Request))
+    }
+
+    fn response_trailers(&mut self, context_id: u32) -> HostAction {
+        self.phase(context_id, |req| req.on_trailers(StreamType::Response))
+    }
+
     fn tick(&mut self, root_id: u32) {
         match self.roots.get_mut(&root_id) {
             Some(root) => root.context(root_id).on_tick(),

@@ -73,7 +73,9 @@ pub struct EnvoyHeader {
 #[repr(u32)]
 pub enum HeaderType {
     RequestHeader = 0,
+    RequestTrailer = 1,
     ResponseHeader = 2,
+    ResponseTrailer = 3,
 }
 
 /// `envoy_dynamic_module_type_http_body_type`.
@@ -111,6 +113,7 @@ pub const BODY_STOP_ITERATION_AND_WATERMARK: u32 = 2;
 pub const BODY_STOP_ITERATION_NO_BUFFER: u32 = 3;
 /// Trailer statuses.
 pub const TRAILERS_CONTINUE: u32 = 0;
+pub const TRAILERS_STOP_ITERATION: u32 = 1;
 
 /// Attribute ids (`envoy_dynamic_module_type_attribute_id`) the SDK reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

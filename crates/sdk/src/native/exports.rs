@@ -8,7 +8,7 @@
 //! crosses into Envoy even outside the plugin's own code; the plugin's hooks
 //! have their own guard with a better answer (see `filter.rs`).
 //!
-//! Hooks for what the SDK does not use (trailers, streamed HTTP calls,
+//! Hooks for what the SDK does not use (streamed HTTP calls,
 //! scheduled events, watermarks) are exported because Envoy 1.40 requires
 //! them, and do nothing.
 
@@ -80,8 +80,8 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 }
 
 #[no_mangle]
-extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_envoy: FilterEnvoy, _filter: ModulePtr) -> u32 {
-    abi::TRAILERS_CONTINUE
+extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(envoy: FilterEnvoy, filter: ModulePtr) -> u32 {
+    with_filter(filter, abi::TRAILERS_CONTINUE, |f| f.request_trailers(envoy))
 }
 
 #[no_mangle]
@@ -103,8 +103,8 @@ extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
 }
 
 #[no_mangle]
-extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_envoy: FilterEnvoy, _filter: ModulePtr) -> u32 {
-    abi::TRAILERS_CONTINUE
+extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(envoy: FilterEnvoy, filter: ModulePtr) -> u32 {
+    with_filter(filter, abi::TRAILERS_CONTINUE, |f| f.response_trailers(envoy))
 }
 
 #[no_mangle]

@@ -68,6 +68,8 @@ pub(crate) trait FilterHooks {
     fn request_body(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32;
     fn response_headers(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32;
     fn response_body(&self, envoy: FilterEnvoy, end_of_stream: bool) -> u32;
+    fn request_trailers(&self, envoy: FilterEnvoy) -> u32;
+    fn response_trailers(&self, envoy: FilterEnvoy) -> u32;
     fn stream_complete(&self, envoy: FilterEnvoy);
     fn callout_done(&self, envoy: FilterEnvoy, callout_id: u64, answer: CalloutAnswer);
 }
@@ -147,6 +149,13 @@ fn body_status(action: Action) -> u32 {
         Action::Pause | Action::PauseHeaders => abi::BODY_STOP_ITERATION_AND_BUFFER,
         Action::PauseWithWatermark => abi::BODY_STOP_ITERATION_AND_WATERMARK,
         Action::PauseNoBuffer => abi::BODY_STOP_ITERATION_NO_BUFFER,
+    }
+}
+
+fn trailers_status(action: Action) -> u32 {
+    match action {
+        Action::Continue => abi::TRAILERS_CONTINUE,
+        _ => abi::TRAILERS_STOP_ITERATION,
     }
 }
 
@@ -304,6 +313,32 @@ impl<P: Plugin> FilterHooks for NativeFilter<P> {
             |_, _| {},
         );
         body_status(action)
+    }
+
+    fn request_trailers(&self, envoy: FilterEnvoy) -> u32 {
+        let action = self.run(
+            envoy,
+            Some(StreamType::Request),
+            |open| open.request_trailers = true,
+            Action::Continue,
+            Action::Pause,
+            |r| r.on_trailers(StreamType::Request),
+            |_, open| open.request_trailers = false,
+        );
+        trailers_status(action)
+    }
+
+    fn response_trailers(&self, envoy: FilterEnvoy) -> u32 {
+        let action = self.run(
+            envoy,
+            Some(StreamType::Response),
+            |open| open.response_trailers = true,
+            Action::Continue,
+            Action::Continue,
+            |r| r.on_trailers(StreamType::Response),
+            |_, open| open.response_trailers = false,
+        );
+        trailers_status(action)
     }
 
     fn stream_complete(&self, envoy: FilterEnvoy) {

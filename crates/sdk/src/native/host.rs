@@ -40,8 +40,11 @@ pub use crate::host_types::{HostResult, LogLevel, MetricType, Status};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapType {
     RequestHeaders,
+    RequestTrailers,
     ResponseHeaders,
+    ResponseTrailers,
     HttpCallResponseHeaders,
+    HttpCallResponseTrailers,
 }
 
 /// Buffers, as in the Wasm backend.
@@ -65,6 +68,9 @@ pub enum StreamType {
 pub(crate) struct Open {
     pub request_headers: bool,
     pub response_headers: bool,
+    /// The trailers, during their own hook only.
+    pub request_trailers: bool,
+    pub response_trailers: bool,
 }
 
 /// The hook running on this thread: its filter, the body it received (if a
@@ -148,8 +154,11 @@ fn with_answer<R>(f: impl FnOnce(&CalloutAnswer) -> R) -> HostResult<R> {
 fn header_type(map: MapType) -> Option<HeaderType> {
     match map {
         MapType::RequestHeaders => Some(HeaderType::RequestHeader),
+        MapType::RequestTrailers => Some(HeaderType::RequestTrailer),
         MapType::ResponseHeaders => Some(HeaderType::ResponseHeader),
-        MapType::HttpCallResponseHeaders => None,
+        MapType::ResponseTrailers => Some(HeaderType::ResponseTrailer),
+        // The callout's answer carries no trailers in this ABI.
+        MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => None,
     }
 }
 
@@ -159,6 +168,8 @@ fn open_map(header_type: HeaderType) -> HostResult<Option<FilterEnvoy>> {
     let open = match header_type {
         HeaderType::RequestHeader => current.open.request_headers,
         HeaderType::ResponseHeader => current.open.response_headers,
+        HeaderType::RequestTrailer => current.open.request_trailers,
+        HeaderType::ResponseTrailer => current.open.response_trailers,
     };
     Ok(open.then_some(current.filter))
 }
@@ -286,6 +297,7 @@ pub fn get_map(map: MapType) -> HostResult<Vec<(String, Vec<u8>)>> {
             Some(filter) => filter.headers(header_type).map(to_pairs).ok_or(Status::NOT_FOUND),
             None => Ok(Vec::new()),
         },
+        None if map == MapType::HttpCallResponseTrailers => Ok(Vec::new()),
         None => with_answer(|a| to_pairs(a.headers.clone())),
     }
 }
@@ -320,6 +332,7 @@ pub fn set_map(map: MapType, pairs: &[(&str, &[u8])]) -> HostResult<()> {
 pub fn get_map_value(map: MapType, name: &str) -> HostResult<Option<Vec<u8>>> {
     match header_type(map) {
         Some(header_type) => Ok(open_map(header_type)?.ok_or(Status::BAD_ARGUMENT)?.header(header_type, name)),
+        None if map == MapType::HttpCallResponseTrailers => Ok(None),
         None => with_answer(|a| {
             a.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone())
         }),
