@@ -38,6 +38,10 @@ impl<P: Plugin> Request<P> {
         }
         let action = self.with_config(|req, config| req.in_headers_hook(P::on_request_headers, config));
         let action = action.unwrap_or(HeaderAction::Continue);
+        if P::KEEP_REQUEST_LINE && self.selected.is_some() {
+            // Envoy stops handing out the request headers once the request goes on.
+            self.keep_request_line();
+        }
         self.after_headers_hook(action, StreamType::Request, end_of_stream)
     }
 

@@ -91,6 +91,9 @@ pub struct Request<P: Plugin> {
     pub(crate) flow: Flow,
     /// This request's own body choices (see `body.rs`).
     pub(crate) body_flags: BodyFlags,
+    /// The pseudo-headers as the request headers hook left them (boxed: most
+    /// requests never need it, and a request is moved into its map).
+    request_line: Option<Box<RequestLine>>,
     pub(crate) http_calls: Waiting<HttpCallback<P>>,
     #[cfg(any(feature = "redis", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     pub(crate) redis_calls: Waiting<OnRedisAnswer<P>>,
@@ -106,6 +109,7 @@ impl<P: Plugin> Request<P> {
             selected: None,
             flow: Flow::new(),
             body_flags: BodyFlags::default(),
+            request_line: None,
             http_calls: Waiting::new(),
             #[cfg(any(
                 feature = "redis",
@@ -234,21 +238,53 @@ impl<P: Plugin> Request<P> {
 
     // ----- what the request is -----
 
-    /// `:scheme` (`http` or `https`).
+    /// `:scheme` (`http` or `https`), in every phase (as Go's `Scheme()`
+    /// keeps it from the headers phase): once the request went on, from the
+    /// host's `request.scheme` attribute.
     pub fn scheme(&self) -> Option<String> {
-        self.header(":scheme")
+        self.pseudo_header(":scheme", "scheme")
     }
-    /// `:authority`: the host (and port) the client asked for.
+    /// `:authority`: the host (and port) the client asked for, in every
+    /// phase (later ones: the `request.host` attribute).
     pub fn host(&self) -> Option<String> {
-        self.header(":authority")
+        self.pseudo_header(":authority", "host")
     }
-    /// `:path`, query string included.
+    /// `:path`, query string included, in every phase (later ones: the
+    /// `request.path` attribute).
     pub fn path(&self) -> Option<String> {
-        self.header(":path")
+        self.pseudo_header(":path", "path")
     }
-    /// `:method`.
+    /// `:method`, in every phase (later ones: the `request.method` attribute).
     pub fn method(&self) -> Option<String> {
-        self.header(":method")
+        self.pseudo_header(":method", "method")
+    }
+
+    /// A request pseudo-header; once the host no longer hands out the
+    /// request headers (after the request went on), what the SDK kept of it
+    /// ([`Plugin::KEEP_REQUEST_LINE`]), else the host's attribute
+    /// `request.<attribute>`.
+    fn pseudo_header(&self, name: &str, attribute: &str) -> Option<String> {
+        if let Ok(Some(value)) = host::get_map_value(MapType::RequestHeaders, name) {
+            return lossy(Some(value));
+        }
+        let kept = self.request_line.as_deref().and_then(|line| match name {
+            ":scheme" => line.scheme.clone(),
+            ":authority" => line.host.clone(),
+            ":path" => line.path.clone(),
+            _ => line.method.clone(),
+        });
+        kept.or_else(|| property_string(&["request", attribute]))
+    }
+
+    /// Keeps the four pseudo-headers for the phases after the request headers.
+    pub(crate) fn keep_request_line(&mut self) {
+        let read = |name: &str| lossy(host::get_map_value(MapType::RequestHeaders, name).ok().flatten());
+        self.request_line = Some(Box::new(RequestLine {
+            scheme: read(":scheme"),
+            host: read(":authority"),
+            path: read(":path"),
+            method: read(":method"),
+        }));
     }
     /// The name of the route the request took (Higress `route_name`, Envoy `xds.route_name`).
     pub fn route_name(&self) -> Option<String> {
@@ -435,6 +471,14 @@ pub struct Body {
 }
 
 /// A property as text; `None` when missing or empty.
+/// What [`Plugin::KEEP_REQUEST_LINE`] keeps of the request headers.
+struct RequestLine {
+    scheme: Option<String>,
+    host: Option<String>,
+    path: Option<String>,
+    method: Option<String>,
+}
+
 pub(crate) fn property_string(path: &[&str]) -> Option<String> {
     lossy(host::get_property(path).ok().flatten()).filter(|s| !s.is_empty())
 }

@@ -20,6 +20,20 @@ fn mem(c: &C) -> Option<wasmi::Memory> {
     c.data().memory
 }
 
+/// Envoy's `request.path`, `request.host`, `request.scheme` and
+/// `request.method` attributes: the request's pseudo-headers, in every phase
+/// (also after the request went on, when the header map is no longer handed out).
+fn request_attribute(stream: &crate::state::Stream, key: &[u8]) -> Option<Vec<u8>> {
+    let header = match key {
+        b"request\0path" => ":path",
+        b"request\0host" => ":authority",
+        b"request\0scheme" => ":scheme",
+        b"request\0method" => ":method",
+        _ => return None,
+    };
+    stream.req_headers.get_bytes(header).map(<[u8]>::to_vec)
+}
+
 pub(crate) fn read(c: &C, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let memory = mem(c)?;
     let data = memory.data(c);
@@ -261,8 +275,12 @@ fn define_general(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerErro
         let Some(path) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
         let key = State::property_key(&path);
         let s = c.data();
-        let value =
-            s.streams.get(&s.ctx()).and_then(|st| st.properties.get(&key)).or_else(|| s.properties.get(&key)).cloned();
+        let stream = s.streams.get(&s.ctx());
+        let value = stream
+            .and_then(|st| st.properties.get(&key))
+            .or_else(|| s.properties.get(&key))
+            .cloned()
+            .or_else(|| stream.and_then(|st| request_attribute(st, &key)));
         match value {
             Some(v) => give(&mut c, &v, out_ptr, out_size),
             None => Ok(NOT_FOUND),
