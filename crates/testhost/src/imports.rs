@@ -5,6 +5,7 @@
 //! answers `InvalidMemoryAccess` instead of failing; data handed back to the
 //! module is allocated with the module's `proxy_on_memory_allocate`.
 
+use crate::abi::{BufferType, Direction, MapType, StreamType, REDIS_ANSWERED, REDIS_NO_ANSWER};
 use crate::headers::{decode_pairs, Headers};
 use crate::http::{timeout_answer, CallAnswer, HttpCall, ReplyKind, UpstreamKind};
 use crate::redis::{parse_query, parse_upstream, RedisCall, RedisKind, RedisReplyKind};
@@ -124,28 +125,28 @@ fn misuse(c: &mut C, message: String) {
 
 // ----- header maps -----
 
-const MAP_MAX: i32 = 7;
-
 /// The map a read sees; `Err(status)` when it is not available.
-fn const_map(s: &State, map: i32) -> Result<Headers, i32> {
+fn const_map(s: &State, map: MapType) -> Result<Headers, i32> {
     let ctx = s.ctx();
-    match map {
-        0 | 2 => {
-            let Some(stream) = s.streams.get(&ctx) else { return Err(BAD_ARGUMENT) };
-            if let Some((req, resp)) = &stream.access_log {
-                return Ok(if map == 0 { req.clone() } else { resp.clone() });
-            }
-            let (headers, access) = if map == 0 {
-                (&stream.req_headers, stream.req_access)
-            } else {
-                (&stream.resp_headers, stream.resp_access)
-            };
-            match access {
-                Access::ReadWrite => Ok(headers.clone()),
-                Access::None => Err(BAD_ARGUMENT),
-            }
+    if let Some(direction) = map.headers_of() {
+        let Some(stream) = s.streams.get(&ctx) else { return Err(BAD_ARGUMENT) };
+        if let Some((req, resp)) = &stream.access_log {
+            return Ok(match direction {
+                Direction::Request => req.clone(),
+                Direction::Response => resp.clone(),
+            });
         }
-        6 => match &s.call_answer {
+        let access = match direction {
+            Direction::Request => stream.req_access,
+            Direction::Response => stream.resp_access,
+        };
+        return match access {
+            Access::ReadWrite => Ok(stream.headers(direction).clone()),
+            Access::None => Err(BAD_ARGUMENT),
+        };
+    }
+    match map {
+        MapType::HttpCallResponseHeaders => match &s.call_answer {
             Some(CallAnswer::Response { headers, .. }) => Ok(headers.clone()),
             _ => Err(BAD_ARGUMENT),
         },
@@ -165,57 +166,52 @@ fn write_map_value(
     write: fn(&mut Headers, &str, Vec<u8>),
 ) -> R {
     enter!(c, import);
-    if !(0..=MAP_MAX).contains(&map) {
-        return Ok(BAD_ARGUMENT);
-    }
+    let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
     let (Some(k), Some(v)) = (read(&c, kptr, klen), read(&c, vptr, vlen)) else {
         return Ok(INVALID_MEMORY_ACCESS);
     };
     Ok(with_map(c.data_mut(), map, |h| write(h, &String::from_utf8_lossy(&k), v)))
 }
 
-fn with_map(s: &mut State, map: i32, f: impl FnOnce(&mut Headers)) -> i32 {
+fn with_map(s: &mut State, map: MapType, f: impl FnOnce(&mut Headers)) -> i32 {
     let ctx = s.ctx();
     let Some(stream) = s.streams.get_mut(&ctx) else { return BAD_ARGUMENT };
     if stream.access_log.is_some() {
         return BAD_ARGUMENT;
     }
-    match (map, stream.req_access, stream.resp_access) {
-        (0, Access::ReadWrite, _) => f(&mut stream.req_headers),
-        (2, _, Access::ReadWrite) => f(&mut stream.resp_headers),
-        _ => return BAD_ARGUMENT,
+    let Some(direction) = map.headers_of() else { return BAD_ARGUMENT };
+    if *stream.access_mut(direction) != Access::ReadWrite {
+        return BAD_ARGUMENT;
     }
+    f(stream.headers_mut(direction));
     OK
 }
 
 // ----- buffers -----
 
-const BUFFER_MAX_ENVOY: i32 = 8;
-const BUFFER_MAX_HIGRESS: i32 = 9;
-
-fn buffer_max(s: &State) -> i32 {
-    match s.gateway {
-        Gateway::Envoy => BUFFER_MAX_ENVOY,
-        Gateway::Higress => BUFFER_MAX_HIGRESS,
-    }
+/// The buffer numbered `kind` on this gateway (Higress has one more).
+fn buffer_type(s: &State, kind: i32) -> Option<BufferType> {
+    BufferType::from_abi(kind, s.gateway == Gateway::Higress)
 }
 
 /// The bytes of a buffer for reading; `Err(status)` when there is no such buffer.
-fn buffer(s: &State, kind: i32) -> Result<Vec<u8>, i32> {
+fn buffer(s: &State, kind: BufferType) -> Result<Vec<u8>, i32> {
     let stream = s.streams.get(&s.ctx());
     match kind {
-        0 => Ok(stream.and_then(|st| st.req_body.clone()).unwrap_or_default()),
-        1 => Ok(stream.and_then(|st| st.resp_body.clone()).unwrap_or_default()),
-        2 | 3 | 5 | 8 => Ok(Vec::new()),
-        4 => match &s.call_answer {
+        BufferType::RequestBody => Ok(stream.and_then(|st| st.req_body.clone()).unwrap_or_default()),
+        BufferType::ResponseBody => Ok(stream.and_then(|st| st.resp_body.clone()).unwrap_or_default()),
+        BufferType::DownstreamData
+        | BufferType::UpstreamData
+        | BufferType::GrpcReceiveBuffer
+        | BufferType::CallData => Ok(Vec::new()),
+        BufferType::HttpCallResponseBody => match &s.call_answer {
             Some(CallAnswer::Response { body, .. }) => Ok(body.clone()),
             _ => Err(NOT_FOUND),
         },
-        6 => Ok(s.vm_config.clone()),
-        7 if s.in_configure => Ok(s.plugin_config.clone()),
-        7 => Err(NOT_FOUND),
-        9 => s.redis_answer.clone().ok_or(NOT_FOUND),
-        _ => Err(NOT_FOUND),
+        BufferType::VmConfiguration => Ok(s.vm_config.clone()),
+        BufferType::PluginConfiguration if s.in_configure => Ok(s.plugin_config.clone()),
+        BufferType::PluginConfiguration => Err(NOT_FOUND),
+        BufferType::RedisCallResponse => s.redis_answer.clone().ok_or(NOT_FOUND),
     }
 }
 
@@ -370,9 +366,7 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
         "proxy_get_header_map_value",
         |mut c: C, map: i32, kptr: i32, klen: i32, out: i32, size: i32| -> R {
             enter!(c, "proxy_get_header_map_value");
-            if !(0..=MAP_MAX).contains(&map) {
-                return Ok(BAD_ARGUMENT);
-            }
+            let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
             let Some(key) = read(&c, kptr, klen) else { return Ok(INVALID_MEMORY_ACCESS) };
             let headers = match const_map(c.data(), map) {
                 Ok(h) => h,
@@ -394,9 +388,7 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
     )?;
     l.func_wrap("env", "proxy_get_header_map_pairs", |mut c: C, map: i32, out: i32, size: i32| -> R {
         enter!(c, "proxy_get_header_map_pairs");
-        if !(0..=MAP_MAX).contains(&map) {
-            return Ok(BAD_ARGUMENT);
-        }
+        let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
         // Envoy answers an empty list for a map that is not available.
         let bytes = match const_map(c.data(), map) {
             Ok(h) if !h.is_empty() => h.encode(),
@@ -406,9 +398,7 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
     })?;
     l.func_wrap("env", "proxy_set_header_map_pairs", |mut c: C, map: i32, ptr: i32, len: i32| -> R {
         enter!(c, "proxy_set_header_map_pairs");
-        if !(0..=MAP_MAX).contains(&map) {
-            return Ok(BAD_ARGUMENT);
-        }
+        let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
         let Some(bytes) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
         // Envoy's `toPairs` reads nothing from a malformed buffer.
         let pairs = decode_pairs(&bytes).unwrap_or_default();
@@ -435,9 +425,7 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
     )?;
     l.func_wrap("env", "proxy_remove_header_map_value", |mut c: C, map: i32, kptr: i32, klen: i32| -> R {
         enter!(c, "proxy_remove_header_map_value");
-        if !(0..=MAP_MAX).contains(&map) {
-            return Ok(BAD_ARGUMENT);
-        }
+        let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
         let Some(k) = read(&c, kptr, klen) else { return Ok(INVALID_MEMORY_ACCESS) };
         Ok(with_map(c.data_mut(), map, |h| h.remove(&String::from_utf8_lossy(&k))))
     })?;
@@ -445,9 +433,7 @@ fn define_maps(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError> 
         if let Some(status) = forced(&c, "proxy_get_header_map_size") {
             return Ok(status);
         }
-        if !(0..=MAP_MAX).contains(&map) {
-            return Ok(BAD_ARGUMENT);
-        }
+        let Some(map) = MapType::from_abi(map) else { return Ok(BAD_ARGUMENT) };
         let mut size = 0u32;
         let status = with_map(c.data_mut(), map, |h| {
             size = h.iter().map(|(k, v)| (k.len() + v.len()) as u32).sum();
@@ -466,10 +452,8 @@ fn define_buffers(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerErro
         "proxy_get_buffer_bytes",
         |mut c: C, kind: i32, start: i32, max: i32, out: i32, size: i32| -> R {
             enter!(c, "proxy_get_buffer_bytes");
-            if !(0..=buffer_max(c.data())).contains(&kind) {
-                return Ok(BAD_ARGUMENT);
-            }
-            let data = match buffer(c.data(), kind) {
+            let Some(buffer_type) = buffer_type(c.data(), kind) else { return Ok(BAD_ARGUMENT) };
+            let data = match buffer(c.data(), buffer_type) {
                 Ok(d) => d,
                 Err(status) => return Ok(status),
             };
@@ -493,15 +477,12 @@ fn define_buffers(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerErro
         "proxy_set_buffer_bytes",
         |mut c: C, kind: i32, start: i32, len: i32, ptr: i32, plen: i32| -> R {
             enter!(c, "proxy_set_buffer_bytes");
-            if !(0..=buffer_max(c.data())).contains(&kind) {
-                return Ok(BAD_ARGUMENT);
-            }
+            let Some(buffer_type) = buffer_type(c.data(), kind) else { return Ok(BAD_ARGUMENT) };
             let Some(data) = read(&c, ptr, plen) else { return Ok(INVALID_MEMORY_ACCESS) };
             let s = c.data_mut();
             let ctx = s.ctx();
-            let target = match (kind, s.streams.get_mut(&ctx)) {
-                (0, Some(stream)) => stream.req_body.as_mut(),
-                (1, Some(stream)) => stream.resp_body.as_mut(),
+            let target = match (buffer_type.body_of(), s.streams.get_mut(&ctx)) {
+                (Some(direction), Some(stream)) => stream.body_mut(direction).as_mut(),
                 _ => None,
             };
             let Some(buf) = target else { return Ok(BAD_ARGUMENT) };
@@ -530,14 +511,14 @@ fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError
         enter!(*c, "proxy_continue_stream");
         let s = c.data_mut();
         let ctx = s.ctx();
-        match kind {
-            0 | 1 => {}
-            2 => return Ok(OK),
-            3 => return Ok(UNIMPLEMENTED),
-            _ => return Ok(BAD_ARGUMENT),
-        }
+        let direction = match StreamType::from_abi(kind) {
+            Some(StreamType::Http(direction)) => direction,
+            Some(StreamType::Downstream) => return Ok(OK),
+            Some(StreamType::Upstream) => return Ok(UNIMPLEMENTED),
+            None => return Ok(BAD_ARGUMENT),
+        };
         let Some(stream) = s.streams.get_mut(&ctx) else {
-            let what = if kind == 0 { "request" } else { "response" };
+            let what = direction.name();
             s.misuse.push(format!(
                 "continue_stream({what}) called on context {ctx}, which is not an HTTP stream (Envoy ignores it)"
             ));
@@ -546,7 +527,7 @@ fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError
         // Envoy forgets the request's headers and body at once (for either direction).
         stream.req_access = Access::None;
         let during = s.phase;
-        s.actions.push(Action::Continue { ctx, response: kind == 1, during });
+        s.actions.push(Action::Continue { ctx, direction, during });
         Ok(OK)
     }
     l.func_wrap("env", "proxy_continue_stream", |mut c: C, kind: i32| -> R { continue_stream(&mut c, kind) })?;
@@ -554,12 +535,10 @@ fn define_stream(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError
     l.func_wrap("env", "proxy_continue_response", |mut c: C| -> R { continue_stream(&mut c, 1) })?;
     l.func_wrap("env", "proxy_close_stream", |mut c: C, kind: i32| -> R {
         enter!(c, "proxy_close_stream");
-        if !(0..=3).contains(&kind) {
-            return Ok(BAD_ARGUMENT);
-        }
+        let Some(stream_type) = StreamType::from_abi(kind) else { return Ok(BAD_ARGUMENT) };
         let s = c.data_mut();
         let ctx = s.ctx();
-        if s.streams.contains_key(&ctx) && kind <= 1 {
+        if s.streams.contains_key(&ctx) && matches!(stream_type, StreamType::Http(_)) {
             s.actions.push(Action::Reset { ctx });
         }
         Ok(OK)
@@ -818,7 +797,7 @@ fn define_redis(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError>
                 let reply = responder(&call);
                 let ready = now + reply.delay.as_nanos() as u64;
                 let outcome = match reply.kind {
-                    RedisReplyKind::Raw(data) => Some((0, data)),
+                    RedisReplyKind::Raw(data) => Some((REDIS_ANSWERED, data)),
                     RedisReplyKind::Failure(status) => Some((status, Vec::new())),
                     RedisReplyKind::NoAnswer => None,
                 };
@@ -827,7 +806,7 @@ fn define_redis(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError>
                         s.schedule(ready, PendingKind::Redis { id, status, data })
                     }
                     (Some((status, data)), None) => s.schedule(ready, PendingKind::Redis { id, status, data }),
-                    (_, Some(t)) => s.schedule(t, PendingKind::Redis { id, status: 1, data: Vec::new() }),
+                    (_, Some(t)) => s.schedule(t, PendingKind::Redis { id, status: REDIS_NO_ANSWER, data: Vec::new() }),
                     (None, None) => {}
                 }
             }

@@ -171,6 +171,7 @@
 
 #![deny(missing_docs)]
 
+mod abi;
 mod build;
 mod exchange;
 mod headers;

@@ -75,7 +75,7 @@ impl RedisReply {
     /// No answer: the connection failed or dropped. The callback gets a
     /// non-zero status and no data.
     pub fn failure() -> Self {
-        RedisReply { kind: RedisReplyKind::Failure(1), delay: Duration::ZERO }
+        RedisReply { kind: RedisReplyKind::Failure(crate::abi::REDIS_NO_ANSWER), delay: Duration::ZERO }
     }
     /// Like [`RedisReply::failure`], with a chosen status.
     pub fn failure_status(status: i32) -> Self {

@@ -1,6 +1,7 @@
 //! What the host knows between calls: settings, contexts, streams, pending
 //! calls, logs. Lives in the wasmi `Store` so host functions can reach it.
 
+use crate::abi::Direction;
 use crate::headers::Headers;
 use crate::http::{CallAnswer, HttpCall, HttpUpstream};
 use crate::redis::{RedisCall, RedisConnection, RedisUpstream, UpstreamSpec};
@@ -58,12 +59,44 @@ impl Stream {
             properties: HashMap::new(),
         }
     }
+
+    /// The headers of one direction.
+    pub(crate) fn headers(&self, direction: Direction) -> &Headers {
+        match direction {
+            Direction::Request => &self.req_headers,
+            Direction::Response => &self.resp_headers,
+        }
+    }
+
+    /// The headers of one direction, to replace them.
+    pub(crate) fn headers_mut(&mut self, direction: Direction) -> &mut Headers {
+        match direction {
+            Direction::Request => &mut self.req_headers,
+            Direction::Response => &mut self.resp_headers,
+        }
+    }
+
+    /// Whether the plugin can use one direction's headers now.
+    pub(crate) fn access_mut(&mut self, direction: Direction) -> &mut Access {
+        match direction {
+            Direction::Request => &mut self.req_access,
+            Direction::Response => &mut self.resp_access,
+        }
+    }
+
+    /// The body buffer of one direction (buffer type 0 or 1).
+    pub(crate) fn body_mut(&mut self, direction: Direction) -> &mut Option<Vec<u8>> {
+        match direction {
+            Direction::Request => &mut self.req_body,
+            Direction::Response => &mut self.resp_body,
+        }
+    }
 }
 
 /// Something a host call asked for that takes effect after the VM call returns.
 #[derive(Debug)]
 pub(crate) enum Action {
-    Continue { ctx: u32, response: bool, during: Option<Phase> },
+    Continue { ctx: u32, direction: Direction, during: Option<Phase> },
     LocalResponse { ctx: u32, status: u32, details: String, headers: Vec<(String, Vec<u8>)>, body: Vec<u8> },
     Reset { ctx: u32 },
 }
