@@ -74,8 +74,14 @@ pub fn fixture_module(package: &str) -> Result<PathBuf> {
         return Err(Error::new(format!("the {package} fixture is not built: run `{build}` ({})", module.display())));
     }
     let built_at = modified(&module);
-    let sources =
-        [root.join("e2e/fixtures").join(package), root.join("crates/sdk/src"), root.join("crates/sdk/Cargo.toml")];
+    // What the module is built from (the fixture's own tests are not).
+    let fixture = root.join("e2e/fixtures").join(package);
+    let sources = [
+        fixture.join("src"),
+        fixture.join("Cargo.toml"),
+        root.join("crates/sdk/src"),
+        root.join("crates/sdk/Cargo.toml"),
+    ];
     if let Some(newer) = sources.iter().flat_map(|path| files(path)).find(|source| modified(source) > built_at) {
         return Err(Error::new(format!(
             "the {package} fixture {} is older than {}: run `{build}`",

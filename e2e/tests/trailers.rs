@@ -55,8 +55,9 @@ fn raw_exchange(port: u16, request: &str) -> String {
     answer
 }
 
-#[test]
-fn trailers_are_read_and_edited_in_their_hooks() {
+/// Envoy with `filter`, HTTP/1.1 trailers enabled downstream and towards the
+/// route `/trailers` (to [`trailers_upstream`]); every other path to httpbin.
+fn gateway(filter: serde_json::Value) -> (e2e::Envoy, e2e::httpbin::Httpbin, u16) {
     let upstream = trailers_upstream();
     let httpbin = e2e::httpbin::Httpbin::start().unwrap();
     // HTTP/1.1 carries trailers only where `enable_trailers` says so.
@@ -74,16 +75,23 @@ fn trailers_are_read_and_edited_in_their_hooks() {
         }
     });
     config.add_cluster(cluster);
-    config.add_plugin(envoy_config::wasm_filter("sdk-features", &module(), "{}")).unwrap();
+    config.add_plugin(filter).unwrap();
     let envoy = e2e::Envoy::start(&config, &e2e::Upstreams::httpbin(httpbin.port())).unwrap();
     let port = envoy.listener_port("listener_0").unwrap();
+    (envoy, httpbin, port)
+}
+
+/// A chunked POST of `hello` (two chunks) ending with the trailer `x-client-trailer`.
+const POST_WITH_TRAILERS: &str =
+    "POST /anything HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+    3\r\nhel\r\n2\r\nlo\r\n0\r\nx-client-trailer: from-client\r\n\r\n";
+
+#[test]
+fn trailers_are_read_and_edited_in_their_hooks() {
+    let (_envoy, _httpbin, port) = gateway(envoy_config::wasm_filter("sdk-features", &module(), "{}"));
 
     // Request trailers: read (and one added) in the request trailers hook.
-    let answer = raw_exchange(
-        port,
-        "POST /anything HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
-         5\r\nhello\r\n0\r\nx-client-trailer: from-client\r\n\r\n",
-    );
+    let answer = raw_exchange(port, POST_WITH_TRAILERS);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let reported = answer.lines().find_map(|l| l.strip_prefix("x-request-trailers: ")).unwrap_or_default();
     assert_eq!(reported, "x-client-trailer=from-client,x-plugin-request-trailer=added", "{answer}");
@@ -94,4 +102,17 @@ fn trailers_are_read_and_edited_in_their_hooks() {
     assert!(answer.contains("\r\nhello\r\n"), "{answer}");
     assert!(answer.contains("x-upstream-trailer: from-upstream\r\n"), "{answer}");
     assert!(answer.contains("x-plugin-trailer: saw x-upstream-trailer=from-upstream\r\n"), "{answer}");
+}
+
+#[test]
+fn a_buffered_body_followed_by_trailers_reaches_its_hook_whole() {
+    // The `probe` fixture with `BodyMode::Buffered`: Envoy's last body chunk
+    // before trailers does not end the stream, so the SDK runs the body hook
+    // from the trailers callback, with the whole body.
+    let probe = e2e::paths::fixture_module("probe").unwrap_or_else(|err| panic!("{err}"));
+    let config = r#"{"bodyMode": "buffered", "requestBody": {"appendBody": "+tail"}}"#;
+    let (_envoy, _httpbin, port) = gateway(envoy_config::wasm_filter("probe", &probe, config));
+    let answer = raw_exchange(port, POST_WITH_TRAILERS);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""data": "hello+tail""#), "{answer}");
 }

@@ -56,11 +56,11 @@ impl StreamType {
 pub(crate) enum MapType {
     /// 0.
     RequestHeaders,
-    /// 1 (not modelled: always empty or refused).
+    /// 1: the request trailers, in their callback (until they go on).
     RequestTrailers,
     /// 2.
     ResponseHeaders,
-    /// 3 (not modelled).
+    /// 3: the response trailers, in their callback.
     ResponseTrailers,
     /// 4 (not modelled).
     GrpcReceiveInitialMetadata,
@@ -68,7 +68,7 @@ pub(crate) enum MapType {
     GrpcReceiveTrailingMetadata,
     /// 6: the headers of the HTTP call answer being delivered.
     HttpCallResponseHeaders,
-    /// 7 (not modelled).
+    /// 7: the trailers of the HTTP call answer being delivered.
     HttpCallResponseTrailers,
 }
 
@@ -92,6 +92,15 @@ impl MapType {
         match self {
             MapType::RequestHeaders => Some(Direction::Request),
             MapType::ResponseHeaders => Some(Direction::Response),
+            _ => None,
+        }
+    }
+
+    /// The stream direction whose trailers this map is, if it is one.
+    pub(crate) fn trailers_of(self) -> Option<Direction> {
+        match self {
+            MapType::RequestTrailers => Some(Direction::Request),
+            MapType::ResponseTrailers => Some(Direction::Response),
             _ => None,
         }
     }

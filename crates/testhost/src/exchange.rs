@@ -13,6 +13,8 @@ pub struct UpstreamRequest {
     pub headers: Headers,
     /// Request body after the plugin's edits.
     pub body: Vec<u8>,
+    /// Request trailers after the plugin's edits (empty when there were none).
+    pub trailers: Headers,
 }
 
 impl UpstreamRequest {
@@ -23,6 +25,10 @@ impl UpstreamRequest {
     /// The body as text (lossy).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// One trailer (first value).
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        self.trailers.get(name)
     }
 }
 
@@ -40,6 +46,8 @@ pub struct Response {
     /// The response code details the plugin sent with its own answer (empty
     /// when it sent none); `None` for the upstream's answer.
     pub details: Option<String>,
+    /// Trailers after the plugin's edits (empty when there were none).
+    pub trailers: Headers,
 }
 
 impl Response {
@@ -50,6 +58,10 @@ impl Response {
     /// The body as text (lossy).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// One trailer (first value).
+    pub fn trailer(&self, name: &str) -> Option<String> {
+        self.trailers.get(name)
     }
 }
 
@@ -130,6 +142,7 @@ pub struct RequestBuilder<'h> {
     pub(crate) host: &'h TestHost,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) chunks: Vec<Vec<u8>>,
+    pub(crate) trailers: Vec<(String, String)>,
     pub(crate) properties: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) upstream: UpstreamSpec,
 }
@@ -140,6 +153,7 @@ impl<'h> RequestBuilder<'h> {
             host,
             headers: Vec::new(),
             chunks: Vec::new(),
+            trailers: Vec::new(),
             properties: Vec::new(),
             upstream: UpstreamSpec::Fixed(Reply::new(200)),
         }
@@ -179,6 +193,13 @@ impl<'h> RequestBuilder<'h> {
     /// Adds a body chunk (one `proxy_on_request_body` per chunk).
     pub fn chunk(mut self, chunk: impl AsRef<[u8]>) -> Self {
         self.chunks.push(chunk.as_ref().to_vec());
+        self
+    }
+    /// Adds a request trailer: the request ends with trailers, after its
+    /// body (`proxy_on_request_trailers` runs; the last body chunk is not
+    /// the end of the stream).
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
     /// Sets a property for this request only (`"route_name"`, `"xds.route_name"`:

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Reply {
     pub(crate) kind: ReplyKind,
     pub(crate) delay: Duration,
+    pub(crate) trailers: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -30,26 +31,39 @@ pub(crate) enum ReplyKind {
 impl Reply {
     /// A response with this status, no headers and no body.
     pub fn new(status: u16) -> Self {
-        Reply { kind: ReplyKind::Response { status, headers: Vec::new(), chunks: Vec::new() }, delay: Duration::ZERO }
+        Reply {
+            kind: ReplyKind::Response { status, headers: Vec::new(), chunks: Vec::new() },
+            delay: Duration::ZERO,
+            trailers: Vec::new(),
+        }
     }
 
     /// The connection cannot be made. For a plugin's call: the callback gets a
     /// response without `:status` and no body (Envoy's failure path). For the
     /// request's upstream: Envoy's router answers `503` itself.
     pub fn connect_failure() -> Self {
-        Reply { kind: ReplyKind::ConnectFailure, delay: Duration::ZERO }
+        Reply { kind: ReplyKind::ConnectFailure, delay: Duration::ZERO, trailers: Vec::new() }
     }
 
     /// No answer ever comes: the call's timeout fires (a `504` from Envoy), or
     /// for the request's upstream the route timeout (15 s, then `504`).
     pub fn no_answer() -> Self {
-        Reply { kind: ReplyKind::NoAnswer, delay: Duration::ZERO }
+        Reply { kind: ReplyKind::NoAnswer, delay: Duration::ZERO, trailers: Vec::new() }
     }
 
     /// Adds a header (ignored on failures).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         if let ReplyKind::Response { headers, .. } = &mut self.kind {
             headers.push((name.to_ascii_lowercase(), value.to_string()));
+        }
+        self
+    }
+
+    /// Adds a trailer: the answer ends with trailers after its body
+    /// (ignored on failures).
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        if let ReplyKind::Response { .. } = &self.kind {
+            self.trailers.push((name.to_ascii_lowercase(), value.to_string()));
         }
         self
     }
@@ -82,6 +96,15 @@ impl Reply {
     /// Answers after this many milliseconds.
     pub fn delay_ms(self, ms: u64) -> Self {
         self.delay(Duration::from_millis(ms))
+    }
+
+    /// The trailers as a header map (empty when there are none).
+    pub(crate) fn trailer_map(&self) -> Headers {
+        let mut map = Headers::new();
+        for (k, v) in &self.trailers {
+            map.add(k, v);
+        }
+        map
     }
 
     pub(crate) fn response_parts(&self) -> Option<(u16, Headers, Vec<Vec<u8>>)> {
@@ -168,7 +191,7 @@ impl HttpUpstream {
 /// The answer a plugin's call got, as the host hands it to the module.
 #[derive(Clone, Debug)]
 pub(crate) enum CallAnswer {
-    Response { headers: Headers, body: Vec<u8> },
+    Response { headers: Headers, body: Vec<u8>, trailers: Headers },
     Failure,
 }
 
@@ -176,14 +199,14 @@ pub(crate) enum CallAnswer {
 pub(crate) fn timeout_answer() -> CallAnswer {
     let body = b"upstream request timeout".to_vec();
     let headers = envoy_local_headers(504, body.len());
-    CallAnswer::Response { headers, body }
+    CallAnswer::Response { headers, body, trailers: Headers::new() }
 }
 
 /// Envoy's own answer when the upstream cannot be reached.
 pub(crate) fn connect_failure_answer() -> CallAnswer {
     let body = b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused".to_vec();
     let headers = envoy_local_headers(503, body.len());
-    CallAnswer::Response { headers, body }
+    CallAnswer::Response { headers, body, trailers: Headers::new() }
 }
 
 pub(crate) fn envoy_local_headers(status: u16, body_len: usize) -> Headers {
@@ -306,5 +329,5 @@ fn forward_inner(
     } else if status >= 200 && status != 204 && status != 304 {
         reader.read_to_end(&mut body).map_err(io_error)?;
     }
-    Ok(CallAnswer::Response { headers, body })
+    Ok(CallAnswer::Response { headers, body, trailers: Headers::new() })
 }

@@ -150,6 +150,21 @@ fn const_map(s: &State, map: MapType) -> Result<Headers, i32> {
             Some(CallAnswer::Response { headers, .. }) => Ok(headers.clone()),
             _ => Err(BAD_ARGUMENT),
         },
+        MapType::HttpCallResponseTrailers => match &s.call_answer {
+            Some(CallAnswer::Response { trailers, .. }) => Ok(trailers.clone()),
+            _ => Err(BAD_ARGUMENT),
+        },
+        MapType::RequestTrailers | MapType::ResponseTrailers => {
+            let (Some(direction), Some(stream)) = (map.trailers_of(), s.streams.get(&ctx)) else {
+                return Err(BAD_ARGUMENT);
+            };
+            let (trailers, open) = match direction {
+                Direction::Request => (&stream.req_trailers, stream.req_trailers_open),
+                Direction::Response => (&stream.resp_trailers, stream.resp_trailers_open),
+            };
+            // Envoy hands trailers out only in their callback (an empty map elsewhere).
+            Ok(if open { trailers.clone() } else { Headers::new() })
+        }
         _ => Err(BAD_ARGUMENT),
     }
 }
@@ -178,6 +193,14 @@ fn with_map(s: &mut State, map: MapType, f: impl FnOnce(&mut Headers)) -> i32 {
     let Some(stream) = s.streams.get_mut(&ctx) else { return BAD_ARGUMENT };
     if stream.access_log.is_some() {
         return BAD_ARGUMENT;
+    }
+    if let Some(direction) = map.trailers_of() {
+        let (trailers, open) = stream.trailers_mut(direction);
+        if !*open {
+            return BAD_ARGUMENT;
+        }
+        f(trailers);
+        return OK;
     }
     let Some(direction) = map.headers_of() else { return BAD_ARGUMENT };
     if *stream.access_mut(direction) != Access::ReadWrite {
@@ -648,9 +671,9 @@ fn define_calls(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerError>
                     let answer = match reply.kind {
                         ReplyKind::NoAnswer => None,
                         ReplyKind::ConnectFailure => Some(CallAnswer::Failure),
-                        ReplyKind::Response { .. } => reply
-                            .response_parts()
-                            .map(|(_, headers, chunks)| CallAnswer::Response { headers, body: chunks.concat() }),
+                        ReplyKind::Response { .. } => reply.response_parts().map(|(_, headers, chunks)| {
+                            CallAnswer::Response { headers, body: chunks.concat(), trailers: reply.trailer_map() }
+                        }),
                     };
                     match (answer, timeout_at) {
                         (Some(answer), Some(t)) if ready < t => {

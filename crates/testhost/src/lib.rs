@@ -121,13 +121,22 @@
 //!   [`TestHost::env`], no files (`path_open` `ENOENT`, `path_filestat_get`
 //!   `ENOTSUP`, `fd_fdstat_set_flags` `ENOSYS`, no preopens), `poll_oneoff`
 //!   and `sched_yield` as below; `proc_exit` ends the call as a trap.
-//! * **Properties**: only what the test sets, plus `plugin_name`. Dots in
+//! * **Properties**: what the test sets, plus `plugin_name` and Envoy's
+//!   `request.path`, `request.host`, `request.scheme` and `request.method`
+//!   (the request's pseudo-headers, in every phase). Dots in
 //!   [`TestHost::property`] separate path parts (`xds.route_name`).
 //!   `proxy_set_property` stores per stream (a root context: `NotFound`).
-//! * **Not modelled**: trailers, gRPC calls (`Unimplemented`), the request
-//!   and connection attributes Envoy computes (`request.*`, `source.*`), the
-//!   headers Envoy adds (`x-request-id`, `x-envoy-*`), and body arriving
-//!   over time (every chunk is there at once).
+//! * **Trailers** ([`RequestBuilder::trailer`], [`Reply::trailer`]): a
+//!   message with trailers ends with them, so its last body chunk does not
+//!   end the stream; `proxy_on_*_trailers` runs after the chunks (also while
+//!   the body is held), and its map (1 or 3) is open only from then until
+//!   the trailers go on (elsewhere: empty, edits `BadArgument`). `Continue`
+//!   lets the held body, held headers and the trailers go on; 1 holds them
+//!   until `continue_stream`. A call's answer trailers are map 7.
+//! * **Not modelled**: gRPC calls (`Unimplemented`), the connection
+//!   attributes Envoy computes (`source.*`, other `request.*`), the headers
+//!   Envoy adds (`x-request-id`, `x-envoy-*`), and body arriving over time
+//!   (every chunk is there at once).
 
 //!
 //! ## Go-built modules (Go 1.24, `GOOS=wasip1`, the Higress Go SDK)

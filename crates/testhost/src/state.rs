@@ -40,6 +40,13 @@ pub(crate) struct Stream {
     pub req_body: Option<Vec<u8>>,
     /// The response body buffer the plugin sees (buffer type 1).
     pub resp_body: Option<Vec<u8>>,
+    /// The trailers of each direction, once they arrived.
+    pub req_trailers: Headers,
+    pub resp_trailers: Headers,
+    /// Whether each direction's trailers are open to the plugin (from their
+    /// callback until they go on).
+    pub req_trailers_open: bool,
+    pub resp_trailers_open: bool,
     /// In `proxy_on_log`: the final maps, read-only.
     pub access_log: Option<(Headers, Headers)>,
     /// Properties set by the test for this request, or by the plugin.
@@ -55,6 +62,10 @@ impl Stream {
             resp_access: Access::None,
             req_body: None,
             resp_body: None,
+            req_trailers: Headers::new(),
+            resp_trailers: Headers::new(),
+            req_trailers_open: false,
+            resp_trailers_open: false,
             access_log: None,
             properties: HashMap::new(),
         }
@@ -81,6 +92,14 @@ impl Stream {
         match direction {
             Direction::Request => &mut self.req_access,
             Direction::Response => &mut self.resp_access,
+        }
+    }
+
+    /// The trailers of one direction, and whether they are open to the plugin.
+    pub(crate) fn trailers_mut(&mut self, direction: Direction) -> (&mut Headers, &mut bool) {
+        match direction {
+            Direction::Request => (&mut self.req_trailers, &mut self.req_trailers_open),
+            Direction::Response => (&mut self.resp_trailers, &mut self.resp_trailers_open),
         }
     }
 
@@ -112,6 +131,10 @@ pub enum Phase {
     ResponseHeaders,
     /// `proxy_on_response_body`.
     ResponseBody,
+    /// `proxy_on_request_trailers`.
+    RequestTrailers,
+    /// `proxy_on_response_trailers`.
+    ResponseTrailers,
 }
 
 /// A pending asynchronous completion.

@@ -315,10 +315,12 @@ impl<P: Plugin> FilterHooks for NativeFilter<P> {
         body_status(action)
     }
 
+    // Trailers hooks receive no chunk: the body they see (for a `Buffered`
+    // hook run from them) is what Envoy buffered.
     fn request_trailers(&self, envoy: FilterEnvoy) -> u32 {
         let action = self.run(
             envoy,
-            Some(StreamType::Request),
+            None,
             |open| open.request_trailers = true,
             Action::Continue,
             Action::Pause,
@@ -331,7 +333,7 @@ impl<P: Plugin> FilterHooks for NativeFilter<P> {
     fn response_trailers(&self, envoy: FilterEnvoy) -> u32 {
         let action = self.run(
             envoy,
-            Some(StreamType::Response),
+            None,
             |open| open.response_trailers = true,
             Action::Continue,
             Action::Continue,

@@ -49,10 +49,15 @@ pub(super) struct DirectionState {
     headers_released: bool,
     hold: Hold,
     chunks: VecDeque<Vec<u8>>,
+    /// Trailers still to come after the chunks (`None`: the message has none).
+    trailers: Option<Headers>,
+    trailers_delivered: bool,
     buffering: bool,
     data_stopped: bool,
     pub(super) passed: Vec<u8>,
     pub(super) headers_out: Option<Headers>,
+    /// The trailers as they went on (after the plugin's edits).
+    pub(super) trailers_out: Headers,
     done: bool,
     abandoned: bool,
     local: bool,
@@ -65,6 +70,17 @@ impl DirectionState {
         DirectionState { chunks, local, ..DirectionState::default() }
     }
 
+    /// The same, ending with `trailers` (none when empty).
+    pub(super) fn arriving_with_trailers(chunks: VecDeque<Vec<u8>>, trailers: Headers) -> Self {
+        let trailers = (!trailers.is_empty()).then_some(trailers);
+        DirectionState { chunks, trailers, ..DirectionState::default() }
+    }
+
+    /// Whether nothing follows what is delivered now (the end of the stream).
+    fn ends_after_chunks(&self) -> bool {
+        self.chunks.is_empty() && self.trailers.is_none()
+    }
+
     fn paused(&self) -> bool {
         self.hold != Hold::Nothing || self.data_stopped
     }
@@ -74,6 +90,7 @@ impl DirectionState {
 pub(super) struct UpstreamReply {
     pub(super) headers: Headers,
     pub(super) chunks: Vec<Vec<u8>>,
+    pub(super) trailers: Headers,
 }
 
 /// A stream being driven.
@@ -130,6 +147,10 @@ impl Inner {
         }
         let head_request = headers.get(":method").is_some_and(|m| m.eq_ignore_ascii_case("HEAD"));
         let chunks: VecDeque<Vec<u8>> = req.chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let mut trailers = Headers::new();
+        for (name, value) in &req.trailers {
+            trailers.add(name, value);
+        }
 
         let ctx = {
             let s = self.store.data_mut();
@@ -142,7 +163,7 @@ impl Inner {
         };
         let mut flow = Some(Flow {
             ctx,
-            req: DirectionState::arriving(chunks, false),
+            req: DirectionState::arriving_with_trailers(chunks, trailers),
             resp: DirectionState::default(),
             head_request,
             answered: false,
@@ -209,6 +230,7 @@ impl Inner {
                     body: std::mem::take(&mut f.resp.passed),
                     local: f.resp.local,
                     details: if f.resp.local { f.local_details.clone() } else { None },
+                    trailers: std::mem::take(&mut f.resp.trailers_out),
                 };
                 f.response = Some(response);
                 f.finished = true;
@@ -252,6 +274,11 @@ impl Inner {
                 self.deliver_chunk(flow, direction)?;
                 continue;
             }
+            // Envoy calls a filter's trailers callback also while it holds the body.
+            if d.trailers.is_some() && !d.trailers_delivered {
+                self.deliver_trailers(flow, direction)?;
+                continue;
+            }
             if d.paused() {
                 return Ok(());
             }
@@ -287,7 +314,7 @@ impl Inner {
         let ctx = f.ctx;
         let d = f.direction(direction);
         d.started = true;
-        let eos = d.chunks.is_empty();
+        let eos = d.ends_after_chunks();
         let count = {
             let Some(stream) = self.store.data_mut().streams.get_mut(&ctx) else { return Ok(()) };
             if direction == Direction::Response {
@@ -324,7 +351,7 @@ impl Inner {
         let ctx = f.ctx;
         let d = f.direction(direction);
         let Some(chunk) = d.chunks.pop_front() else { return Ok(()) };
-        let eos = d.chunks.is_empty();
+        let eos = d.ends_after_chunks();
         let view_is_held = d.buffering;
         let was_stopped = d.data_stopped;
         let s = self.store.data_mut();
@@ -389,6 +416,62 @@ impl Inner {
         self.run_actions(flow)
     }
 
+    /// Runs the trailers callback of `direction`: `Continue` lets everything
+    /// held go on with the trailers; `StopIteration` holds it all until
+    /// `continue_stream`.
+    fn deliver_trailers(&mut self, flow: &mut Option<Flow>, direction: Direction) -> Result<(), Error> {
+        let Some(f) = flow.as_mut() else { return Ok(()) };
+        let ctx = f.ctx;
+        let d = f.direction(direction);
+        d.trailers_delivered = true;
+        let trailers = d.trailers.take().unwrap_or_default();
+        let count = trailers.len();
+        if let Some(stream) = self.store.data_mut().streams.get_mut(&ctx) {
+            let (slot, open) = stream.trailers_mut(direction);
+            *slot = trailers;
+            *open = true;
+        }
+        let (name, phase) = match direction {
+            Direction::Request => ("proxy_on_request_trailers", Phase::RequestTrailers),
+            Direction::Response => ("proxy_on_response_trailers", Phase::ResponseTrailers),
+        };
+        let result = self.call(ctx, Some(phase), name, &[ctx as i32, count as i32])?;
+        self.drain_events(flow);
+        // A module without the callback (or a trap's absence of result) goes on.
+        let stop = result.unwrap_or(0) != 0 || self.store.data().stop_next_iteration;
+        let Some(f) = flow.as_mut() else { return Ok(()) };
+        if stop {
+            f.direction(direction).hold = Hold::All;
+            f.events.push(Event::Paused { phase, status: 1 });
+        } else {
+            self.release_held(flow, direction);
+        }
+        self.run_actions(flow)
+    }
+
+    /// A direction's end goes on: the body held (if any), the headers if
+    /// they were held, and the trailers, which the plugin can no longer use.
+    fn release_held(&mut self, flow: &mut Option<Flow>, direction: Direction) {
+        let Some(f) = flow.as_mut() else { return };
+        let ctx = f.ctx;
+        let d = f.direction(direction);
+        let was_stopped = std::mem::replace(&mut d.data_stopped, false);
+        d.buffering = false;
+        let headers_held = d.hold != Hold::Nothing || !d.headers_released;
+        if let Some(stream) = self.store.data_mut().streams.get_mut(&ctx) {
+            let held = if was_stopped { stream.body_mut(direction).take() } else { None };
+            let (trailers, open) = stream.trailers_mut(direction);
+            *open = false;
+            let trailers = trailers.clone();
+            let d = f.direction(direction);
+            d.passed.extend_from_slice(&held.unwrap_or_default());
+            d.trailers_out = trailers;
+        }
+        if headers_held {
+            self.release_headers(flow, direction, true);
+        }
+    }
+
     /// `continue_stream` of `direction` takes effect.
     fn resume(&mut self, flow: &mut Option<Flow>, direction: Direction) -> Result<(), Error> {
         let Some(f) = flow.as_mut() else { return Ok(()) };
@@ -426,6 +509,10 @@ impl Inner {
         }
         if hold != Hold::Nothing {
             self.release_headers(flow, direction, true);
+        }
+        // Held by the trailers callback: the trailers go on too.
+        if flow.as_mut().is_some_and(|f| f.direction(direction).trailers_delivered) {
+            self.release_held(flow, direction);
         }
         self.pump(flow, direction)
     }
@@ -486,6 +573,7 @@ impl Inner {
                 body: if f.head_request { Vec::new() } else { body },
                 local: true,
                 details: Some(details),
+                trailers: Headers::new(),
             });
             f.finished = true;
             Ok(())
@@ -511,8 +599,12 @@ impl Inner {
                             continue;
                         }
                         let same_direction = match during {
-                            Some(Phase::RequestHeaders | Phase::RequestBody) => direction == Direction::Request,
-                            Some(Phase::ResponseHeaders | Phase::ResponseBody) => direction == Direction::Response,
+                            Some(Phase::RequestHeaders | Phase::RequestBody | Phase::RequestTrailers) => {
+                                direction == Direction::Request
+                            }
+                            Some(Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers) => {
+                                direction == Direction::Response
+                            }
                             None => false,
                         };
                         let paused = flow.as_ref().is_some_and(|f| {

@@ -31,7 +31,7 @@ impl Inner {
             Some(h) => h,
             None => self.store.data().streams.get(&ctx).map(|s| s.req_headers.clone()).unwrap_or_default(),
         };
-        let request = UpstreamRequest { headers, body: f.req.passed.clone() };
+        let request = UpstreamRequest { headers, body: f.req.passed.clone(), trailers: f.req.trailers_out.clone() };
         let reply = match f.upstream_spec.take() {
             Some(UpstreamSpec::Fixed(r)) => r,
             Some(UpstreamSpec::With(mut g)) => g(&request),
@@ -45,7 +45,9 @@ impl Inner {
             ReplyKind::Response { .. } => {
                 let at = now + reply.delay.as_nanos() as u64;
                 match reply.response_parts() {
-                    Some((_, headers, chunks)) if at < now + route_timeout => (at, UpstreamReply { headers, chunks }),
+                    Some((_, headers, chunks)) if at < now + route_timeout => {
+                        (at, UpstreamReply { headers, chunks, trailers: reply.trailer_map() })
+                    }
                     _ => (now + route_timeout, envoy_answer(504, b"upstream request timeout")),
                 }
             }
@@ -85,10 +87,13 @@ impl Inner {
                 if f.answered || f.finished {
                     return Ok(());
                 }
-                let Some(UpstreamReply { headers, chunks }) = f.upstream_reply.take() else { return Ok(()) };
+                let Some(UpstreamReply { headers, chunks, trailers }) = f.upstream_reply.take() else { return Ok(()) };
                 let ctx = f.ctx;
-                let chunks = if f.head_request { VecDeque::new() } else { VecDeque::from(chunks) };
-                f.resp = DirectionState::arriving(chunks, false);
+                f.resp = if f.head_request {
+                    DirectionState::arriving(VecDeque::new(), false)
+                } else {
+                    DirectionState::arriving_with_trailers(VecDeque::from(chunks), trailers)
+                };
                 if let Some(stream) = self.store.data_mut().streams.get_mut(&ctx) {
                     stream.resp_headers = headers;
                 }
@@ -99,11 +104,11 @@ impl Inner {
 
     fn deliver_http(&mut self, flow: &mut Option<Flow>, token: u32, answer: CallAnswer) -> Result<(), Error> {
         let root = self.store.data().root_id;
-        let (headers, body_len, status) = match &answer {
-            CallAnswer::Response { headers, body } => {
-                (headers.len(), body.len(), headers.get(":status").and_then(|s| s.parse().ok()))
+        let (headers, body_len, trailers, status) = match &answer {
+            CallAnswer::Response { headers, body, trailers } => {
+                (headers.len(), body.len(), trailers.len(), headers.get(":status").and_then(|s| s.parse().ok()))
             }
-            CallAnswer::Failure => (0, 0, None),
+            CallAnswer::Failure => (0, 0, 0, None),
         };
         self.record(flow, Event::HttpCallResponse { token, status });
         self.store.data_mut().call_answer = Some(answer);
@@ -111,8 +116,7 @@ impl Inner {
             root,
             None,
             "proxy_on_http_call_response",
-            // No trailers.
-            &[root as i32, token as i32, headers as i32, body_len as i32, 0],
+            &[root as i32, token as i32, headers as i32, body_len as i32, trailers as i32],
         );
         self.store.data_mut().call_answer = None;
         result?;
@@ -180,5 +184,9 @@ impl Inner {
 
 /// Envoy's own answer to the client (a timeout, a failed connection).
 fn envoy_answer(status: u16, body: &[u8]) -> UpstreamReply {
-    UpstreamReply { headers: http::envoy_local_headers(status, body.len()), chunks: vec![body.to_vec()] }
+    UpstreamReply {
+        headers: http::envoy_local_headers(status, body.len()),
+        chunks: vec![body.to_vec()],
+        trailers: crate::headers::Headers::new(),
+    }
 }
