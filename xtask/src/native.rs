@@ -31,7 +31,10 @@ pub fn builds_natively(root: &Path, package: &str) -> bool {
         .find(|m| m.is_file());
     // Only the project's plugins and fixtures (not the raw modules of bench/raw/, which use no SDK).
     let Some(text) = manifest.and_then(|m| std::fs::read_to_string(m).ok()) else { return false };
-    !text.lines().any(|line| line.trim_start().starts_with("gateway-sdk") && line.contains("\"redis\""))
+    // The `redis` and `higress` features need Higress's host functions.
+    !text.lines().any(|line| {
+        line.trim_start().starts_with("gateway-sdk") && (line.contains("\"redis\"") || line.contains("\"higress\""))
+    })
 }
 
 /// Builds `packages` natively and copies each module to `dist/<name>.so` (+ `.so.sha256`).

@@ -242,6 +242,7 @@ pub struct Exchange {
     pub(crate) reset: bool,
     pub(crate) context_id: u32,
     pub(crate) properties: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    pub(crate) override_host: Option<String>,
 }
 
 impl Exchange {
@@ -259,6 +260,11 @@ impl Exchange {
     /// one part, as the plugin sent it).
     pub fn property(&self, path: &[&str]) -> Option<&[u8]> {
         self.properties.get(path.join("\0").as_bytes()).map(Vec::as_slice)
+    }
+    /// The upstream address the plugin chose with Higress's
+    /// `proxy_set_upstream_override_host`, if it did.
+    pub fn override_host(&self) -> Option<&str> {
+        self.override_host.as_deref()
     }
     /// The plugin's own answer, if it sent one.
     pub fn local_response(&self) -> Option<&Response> {

@@ -9,7 +9,7 @@ use crate::abi::{BufferType, Direction, MapType, StreamType, REDIS_ANSWERED, RED
 use crate::headers::{decode_pairs, Headers};
 use crate::http::{timeout_answer, CallAnswer, HttpCall, ReplyKind, UpstreamKind};
 use crate::redis::{parse_query, parse_upstream, RedisCall, RedisKind, RedisReplyKind};
-use crate::state::{status::*, Access, Action, PendingKind, Queue, RedisClient, State};
+use crate::state::{status::*, Access, Action, PendingKind, Phase, Queue, RedisClient, State};
 use crate::{Gateway, LogLevel};
 use std::time::Duration;
 use wasmi::{Caller, Error, Linker, Val};
@@ -330,6 +330,44 @@ fn define_general(l: &mut Linker<State>) -> Result<(), wasmi::errors::LinkerErro
         } else {
             Ok(BAD_ARGUMENT)
         }
+    })?;
+    // ----- Higress's other host functions (refused on upstream Envoy at load) -----
+    l.func_wrap("env", "proxy_get_upstream_hosts", |mut c: C, out_ptr: i32, out_size: i32| -> R {
+        enter!(c, "proxy_get_upstream_hosts");
+        let hosts = &c.data().upstream_hosts;
+        if hosts.is_empty() {
+            return Ok(NOT_FOUND);
+        }
+        let bytes = crate::headers::encode_pairs(hosts.iter().map(|(a, m)| (a.as_bytes(), m.as_bytes())));
+        give(&mut c, &bytes, out_ptr, out_size)
+    })?;
+    l.func_wrap("env", "proxy_set_upstream_override_host", |mut c: C, ptr: i32, len: i32| -> R {
+        enter!(c, "proxy_set_upstream_override_host");
+        let Some(address) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let s = c.data_mut();
+        let ctx = s.ctx();
+        // Only while the request has not gone upstream (its headers are the plugin's).
+        match s.streams.get_mut(&ctx) {
+            Some(stream) if stream.req_access == Access::ReadWrite => {
+                stream.override_host = Some(String::from_utf8_lossy(&address).into_owned());
+                Ok(OK)
+            }
+            _ => Ok(BAD_ARGUMENT),
+        }
+    })?;
+    l.func_wrap("env", "proxy_inject_encoded_data_to_filter_chain", |mut c: C, ptr: i32, len: i32, end: i32| -> R {
+        enter!(c, "proxy_inject_encoded_data_to_filter_chain");
+        let Some(data) = read(&c, ptr, len) else { return Ok(INVALID_MEMORY_ACCESS) };
+        let s = c.data_mut();
+        let ctx = s.ctx();
+        // The response's filter chain: from the response phases on.
+        let in_response =
+            matches!(s.phase, Some(Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers));
+        if !s.streams.contains_key(&ctx) || !in_response {
+            return Ok(BAD_ARGUMENT);
+        }
+        s.actions.push(Action::Inject { ctx, data, end_of_stream: end != 0 });
+        Ok(OK)
     })?;
     l.func_wrap("env", "proxy_done", |c: C| -> R {
         enter!(c, "proxy_done");

@@ -4,7 +4,8 @@
 //! built by `gateway-sdk` / the `proxy-wasm` crate for `wasm32-wasip1`) into
 //! the [`wasmi`] interpreter and takes requests through it the way Envoy
 //! does, in milliseconds and without a gateway. It also serves Higress's
-//! extensions (Redis calls, `get_log_level`), which upstream Envoy cannot load.
+//! extensions (Redis calls, `get_log_level`, upstream hosts, injected
+//! response data), which upstream Envoy cannot load.
 //!
 //! ```no_run
 //! use gateway_testhost::{HttpUpstream, Reply, TestHost};
@@ -104,6 +105,15 @@
 //!   id, status, size)` with the bytes in buffer 9. A failure, timeout or
 //!   disconnect is status 1 with no data (unverified against Higress: any
 //!   non-zero status means "no answer" to its SDKs).
+//! * **Higress's other host functions** (modelled on their Go SDK's
+//!   contract; no Higress gateway runs here): `proxy_get_upstream_hosts`
+//!   answers [`TestHost::upstream_hosts`] as a header map (address, metrics),
+//!   `NotFound` when none is set; `proxy_set_upstream_override_host` records
+//!   the address ([`Exchange::override_host`]) while the request headers are
+//!   the plugin's, else `BadArgument`; `proxy_inject_encoded_data_to_filter_chain`
+//!   (in the response phases, else `BadArgument`) adds response body the
+//!   client gets after what passed, and with end of stream set ends the
+//!   response even when the plugin took its last chunk (data status 3).
 //! * **Order at the end**: `proxy_on_log` (access-log pass), then
 //!   `proxy_on_done` and `proxy_on_delete`, as Envoy's stream destruction.
 //! * **Ticks**: `proxy_set_tick_period_milliseconds` schedules

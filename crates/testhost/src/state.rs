@@ -51,6 +51,8 @@ pub(crate) struct Stream {
     pub access_log: Option<(Headers, Headers)>,
     /// Properties set by the test for this request, or by the plugin.
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// Higress's `proxy_set_upstream_override_host`: the address chosen.
+    pub override_host: Option<String>,
 }
 
 impl Stream {
@@ -68,6 +70,7 @@ impl Stream {
             resp_trailers_open: false,
             access_log: None,
             properties: HashMap::new(),
+            override_host: None,
         }
     }
 
@@ -115,9 +118,28 @@ impl Stream {
 /// Something a host call asked for that takes effect after the VM call returns.
 #[derive(Debug)]
 pub(crate) enum Action {
-    Continue { ctx: u32, direction: Direction, during: Option<Phase> },
-    LocalResponse { ctx: u32, status: u32, details: String, headers: Vec<(String, Vec<u8>)>, body: Vec<u8> },
-    Reset { ctx: u32 },
+    Continue {
+        ctx: u32,
+        direction: Direction,
+        during: Option<Phase>,
+    },
+    LocalResponse {
+        ctx: u32,
+        status: u32,
+        details: String,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    },
+    /// Higress's `proxy_inject_encoded_data_to_filter_chain`: response body
+    /// sent on after this filter.
+    Inject {
+        ctx: u32,
+        data: Vec<u8>,
+        end_of_stream: bool,
+    },
+    Reset {
+        ctx: u32,
+    },
 }
 
 /// The callback a VM call ran, as far as actions care.
@@ -184,6 +206,8 @@ pub(crate) struct State {
     pub http_upstreams: HashMap<String, HttpUpstream>,
     pub redis_upstreams: HashMap<String, RedisUpstream>,
     pub foreign: HashMap<String, ForeignFn>,
+    /// What Higress's `proxy_get_upstream_hosts` answers: (address, metrics).
+    pub upstream_hosts: Vec<(String, String)>,
     pub idle_timeout: Duration,
     pub route_timeout: Duration,
     /// Imports answering a fixed status instead of working (`TestHost::force_status`).
@@ -252,6 +276,7 @@ impl State {
             http_upstreams: HashMap::new(),
             redis_upstreams: HashMap::new(),
             foreign: HashMap::new(),
+            upstream_hosts: Vec::new(),
             idle_timeout: Duration::from_secs(300),
             route_timeout: Duration::from_secs(15),
             forced_status: HashMap::new(),

@@ -54,6 +54,9 @@ pub(super) struct DirectionState {
     trailers_delivered: bool,
     buffering: bool,
     data_stopped: bool,
+    /// The plugin injected the end of this direction (Higress): it ends
+    /// even if the plugin took its last chunk.
+    injected_end: bool,
     pub(super) passed: Vec<u8>,
     pub(super) headers_out: Option<Headers>,
     /// The trailers as they went on (after the plugin's edits).
@@ -113,6 +116,8 @@ pub(crate) struct Flow {
     local_details: Option<String>,
     /// The stream's properties when it ended.
     properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// The upstream address the plugin chose (Higress).
+    override_host: Option<String>,
 }
 
 impl Flow {
@@ -178,6 +183,7 @@ impl Inner {
             events: Vec::new(),
             local_details: None,
             properties: HashMap::new(),
+            override_host: None,
         });
         let root = self.store.data().root_id;
         self.call(ctx, None, "proxy_on_context_create", &[ctx as i32, root as i32])?;
@@ -199,6 +205,7 @@ impl Inner {
             reset: flow.reset,
             context_id: ctx,
             properties: flow.properties,
+            override_host: flow.override_host,
         })
     }
 
@@ -279,7 +286,7 @@ impl Inner {
                 self.deliver_trailers(flow, direction)?;
                 continue;
             }
-            if d.paused() {
+            if d.paused() && !d.injected_end {
                 return Ok(());
             }
             if !d.headers_released {
@@ -629,6 +636,14 @@ impl Inner {
                         }
                         self.local_response(flow, status, details, headers, body)?;
                     }
+                    Action::Inject { ctx, data, end_of_stream } => {
+                        let Some(f) = flow.as_mut().filter(|f| f.ctx == ctx && !f.finished) else {
+                            self.misuse("inject_encoded_data_to_filter_chain on a stream that has ended".to_string())?;
+                            continue;
+                        };
+                        f.resp.passed.extend_from_slice(&data);
+                        f.resp.injected_end |= end_of_stream;
+                    }
                     Action::Reset { ctx } => {
                         if let Some(f) = flow.as_mut().filter(|f| f.ctx == ctx && !f.finished) {
                             f.reset = true;
@@ -671,6 +686,7 @@ impl Inner {
         // What the plugin set stays readable in the exchange.
         if let (Some(stream), Some(f)) = (self.store.data_mut().streams.remove(&ctx), flow.as_mut()) {
             f.properties = stream.properties;
+            f.override_host = stream.override_host;
         }
         Ok(())
     }

@@ -190,6 +190,14 @@ impl TestHost {
         });
         self
     }
+    /// The hosts of the request's cluster Higress's `proxy_get_upstream_hosts`
+    /// answers, as (address, metrics text); none: `NotFound`.
+    pub fn upstream_hosts(self, hosts: &[(&str, &str)]) -> Self {
+        self.with_state(|s| {
+            s.upstream_hosts = hosts.iter().map(|(a, m)| (a.to_string(), m.to_string())).collect();
+        });
+        self
+    }
     /// Seeds WASI `random_get` (deterministic by default).
     pub fn random_seed(self, seed: u64) -> Self {
         self.with_state(|s| s.rng = seed.max(1));
