@@ -73,21 +73,23 @@ impl HeaderAction {
 }
 
 /// What the SDK answers the host for a phase, whichever backend carries it:
-/// the Proxy-Wasm exports send it as the ABI's 0 or 1.
+/// the Proxy-Wasm exports send it as the ABI's number (0 to 3).
+// Numbered as the ABI's statuses, so that most answers are their own code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
 pub(crate) enum HostAction {
     /// Let the headers or the chunk go on.
-    Continue,
+    Continue = 0,
     /// Hold them (what the host makes of the hold is in the table above).
-    Pause,
+    Pause = 1,
+    /// Buffer the chunk with back-pressure (`StopIterationAndWatermark`, 2).
+    PauseWithWatermark = 2,
+    /// Neither pass the chunk on nor buffer it (`StopIterationNoBuffer`, 3).
+    PauseNoBuffer = 3,
     /// Hold the headers only, delivering body to the body hook meanwhile
     /// (`StopIteration`): sent as 1 on Proxy-Wasm like [`HostAction::Pause`],
     /// as `StopIteration` natively, where no filter flag is needed for it.
-    PauseHeaders,
-    /// Buffer the chunk with back-pressure (`StopIterationAndWatermark`, 2).
-    PauseWithWatermark,
-    /// Neither pass the chunk on nor buffer it (`StopIterationNoBuffer`, 3).
-    PauseNoBuffer,
+    PauseHeaders = 4,
 }
 
 impl HostAction {
@@ -96,10 +98,8 @@ impl HostAction {
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn abi_code(self) -> u32 {
         match self {
-            HostAction::Continue => 0,
-            HostAction::Pause | HostAction::PauseHeaders => 1,
-            HostAction::PauseWithWatermark => 2,
-            HostAction::PauseNoBuffer => 3,
+            HostAction::PauseHeaders => 1,
+            other => other as u32,
         }
     }
 }
