@@ -189,6 +189,7 @@ fn properties_on_upstream_envoy() {
     // The request's pseudo-headers, read after the request went on (Envoy's `request.*` attributes).
     let line = resp.header("x-request-line").unwrap_or_default();
     assert!(line.starts_with("GET http://127.0.0.1:") && line.ends_with("/get"), "{line}");
+    assert_eq!(resp.header("x-phase"), Some("response headers"));
     // Envoy 1.40 serialises the header map attributes as empty maps: headers
     // are read with the header calls, not through `request.headers`.
     assert_eq!(resp.header("x-request-header-count"), Some("0"));

@@ -25,20 +25,30 @@ pub(crate) enum Hold {
     Body,
 }
 
-/// Where the exchange is, for the checks that depend on it.
+/// Where a request's exchange is ([`Request::phase`](crate::Request::phase),
+/// Go's `GetExecutionPhase`): the hook running, or the one a call's
+/// callback runs after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub enum Phase {
+    /// The request headers (Go's `DecodeHeader`).
     RequestHeaders,
+    /// The request body (Go's `DecodeData`).
     RequestBody,
+    /// The request trailers.
     RequestTrailers,
+    /// The response headers (Go's `EncodeHeader`).
     ResponseHeaders,
+    /// The response body (Go's `EncodeData`).
     ResponseBody,
+    /// The response trailers.
     ResponseTrailers,
+    /// The exchange is over: [`Plugin::on_done`](crate::Plugin::on_done) (Go's `Done`).
     Done,
 }
 
 impl Phase {
-    fn name(self) -> &'static str {
+    /// The phase in words, as log lines say it (`request headers`).
+    pub fn name(self) -> &'static str {
         match self {
             Phase::RequestHeaders => "request headers",
             Phase::RequestBody => "request body",

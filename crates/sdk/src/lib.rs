@@ -153,6 +153,7 @@ compile_error!("the `native` feature builds an Envoy dynamic module (x86_64/aarc
 pub use action::{BodyMode, DataAction, HeaderAction, TrailerAction};
 pub use attributes::{AttributeValue, Attributes};
 pub use config::{ConfigError, RuleMode};
+pub use flow::Phase;
 pub use host::{LogLevel, Status};
 pub use http::{Cluster, HttpCallError, HttpClient, HttpResponse, Method};
 pub use lifetime::PluginContext;

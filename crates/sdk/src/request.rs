@@ -32,7 +32,7 @@ use crate::action::HeaderAction;
 use crate::callouts::Waiting;
 use crate::config::{Rules, Shared};
 use crate::dispatch::{self, Callout};
-use crate::flow::{BodyFlags, Flow, Part};
+use crate::flow::{BodyFlags, Flow, Part, Phase};
 use crate::host::{self, BufferType, MapType};
 use crate::http_response::HttpResponse;
 use crate::log::Log;
@@ -293,6 +293,11 @@ impl<P: Plugin> Request<P> {
     /// The upstream cluster the request goes to (Higress `cluster_name`, Envoy `xds.cluster_name`).
     pub fn cluster_name(&self) -> Option<String> {
         property_string(&["cluster_name"]).or_else(|| property_string(&["xds", "cluster_name"]))
+    }
+    /// Where the exchange is (Go's `GetExecutionPhase`): in a hook, the
+    /// hook's phase; in a call's callback, the phase that made the call.
+    pub fn phase(&self) -> Phase {
+        self.flow.phase
     }
     /// Any host property, e.g. `&["source", "address"]`.
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
