@@ -95,6 +95,8 @@ pub struct Rules<C> {
     plugin_id: Option<String>,
     global: Option<C>,
     rules: Vec<Rule<C>>,
+    /// The plugin's values under this configuration (see `store.rs`).
+    store: crate::store::Store,
 }
 
 #[derive(Debug)]
@@ -197,7 +199,7 @@ impl<C: DeserializeOwned> Rules<C> {
             }
             let config = deserialize(global, "")?;
             check(&config, plugin_id.as_deref()).map_err(|err| ConfigError::new("", err))?;
-            return Ok(Rules { plugin_id, global: Some(config), rules: Vec::new() });
+            return Ok(Rules { plugin_id, global: Some(config), rules: Vec::new(), store: Default::default() });
         }
 
         let global_config = if global.is_empty() {
@@ -268,7 +270,7 @@ impl<C: DeserializeOwned> Rules<C> {
         if failed > 0 && rules.is_empty() {
             return Err(ConfigError::new(RULES_KEY, "every rule failed and none has an earlier good configuration"));
         }
-        Ok(Rules { plugin_id, global: global_config, rules })
+        Ok(Rules { plugin_id, global: global_config, rules, store: Default::default() })
     }
 }
 
@@ -339,7 +341,12 @@ impl<C> Rules<C> {
     /// between VM start and the first configuration).
     #[cfg_attr(feature = "native", allow(dead_code))]
     pub(crate) fn empty() -> Self {
-        Rules { plugin_id: None, global: None, rules: Vec::new() }
+        Rules { plugin_id: None, global: None, rules: Vec::new(), store: Default::default() }
+    }
+
+    /// The plugin's store under this configuration.
+    pub(crate) fn store(&self) -> &crate::store::Store {
+        &self.store
     }
 
     /// The `_plugin_id_` of the configuration, used in log lines.

@@ -135,6 +135,7 @@ mod request;
 pub mod schema;
 pub mod settings;
 pub mod shared;
+pub mod store;
 #[cfg(not(feature = "native"))]
 mod stream;
 mod trailers;

@@ -146,6 +146,15 @@ impl<'a, P: Plugin> PluginContext<'a, P> {
         self.life.timers.len()
     }
 
+    /// Runs `f` on the plugin's value of type `T` under this configuration
+    /// (Go's `PluginContext.SetContext` / `GetContext`): created with
+    /// `Default` when first asked for, shared with every request of this VM
+    /// ([`Request::plugin_store`](crate::Request::plugin_store)). `None` when
+    /// called from inside another store closure. See [`store`](crate::store).
+    pub fn store<T: crate::store::Stored, R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        self.rules.store().with(f)
+    }
+
     /// Takes or renews this plugin's leadership lease, and says whether
     /// this VM leads now (Go's `DoLeaderElection`). Call it in
     /// [`Plugin::on_start`] and from a timer more often than once a minute.

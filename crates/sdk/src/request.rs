@@ -294,6 +294,14 @@ impl<P: Plugin> Request<P> {
     pub fn cluster_name(&self) -> Option<String> {
         property_string(&["cluster_name"]).or_else(|| property_string(&["xds", "cluster_name"]))
     }
+    /// Runs `f` on the plugin's value of type `T` (Go's plugin-wide
+    /// `SetContext` / `GetContext`): the one [`PluginContext::store`](crate::PluginContext::store)
+    /// sees, shared by the requests of this VM under this configuration.
+    /// `None` when called from inside another store closure. See [`store`](crate::store).
+    pub fn plugin_store<T: crate::store::Stored, R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        self.rules.store().with(f)
+    }
+
     /// Where the exchange is (Go's `GetExecutionPhase`): in a hook, the
     /// hook's phase; in a call's callback, the phase that made the call.
     pub fn phase(&self) -> Phase {

@@ -121,8 +121,9 @@
 //!   after the call; ticks fire when virtual time passes them.
 //! * **A paused stream** waits until resumed or answered, while answers and
 //!   ticks are delivered; with nothing left that could resume it (after
-//!   Envoy's stream idle timeout of 5 min of virtual time, ticks included) the
-//!   exchange is reported [`Exchange::stalled`] and torn down.
+//!   Envoy's stream idle timeout of 5 min of virtual time, ticks included; a
+//!   timer that schedules new work on every tick extends it to 50 min at
+//!   most) the exchange is reported [`Exchange::stalled`] and torn down.
 //! * **Logs**: `proxy_log` lines below the host's level (default `Info`) are
 //!   dropped; WASI stdout/stderr writes become `Info`/`Error` lines, as
 //!   Envoy logs them. WASI (module `wasi`): the realtime and monotonic

@@ -56,11 +56,24 @@ fn cases() -> Vec<Case> {
                 "responseBody": {"return": "bufferUntilEnd", "prependBody": "<", "appendPhases": true}
             }"#,
         },
+        // Metrics, properties, attributes, trailers, isolated rules, the request line.
+        Case {
+            module: fixture("sdk_features"),
+            config: r#"{"tag": "g", "_rules_": [{"_match_domain_": ["a.test"], "tag": "bad"}, {"_match_domain_": ["b.test"]}]}"#,
+        },
+        // Higress's upstream hosts, override host and injected data.
+        Case { module: fixture("higress_features"), config: "{}" },
+        // The plugin's life: start hook, timers, calls from a timer, shared data, queues, the store.
+        Case {
+            module: fixture("lifetime"),
+            config: r#"{"tickMs": 100, "callCluster": "outbound|80||token.dns", "callPath": "/status/200", "queueVmId": ""}"#,
+        },
     ]
 }
 
 fn host(case: &Case) -> Result<TestHost, Error> {
     TestHost::load(&case.module)?
+        .upstream_hosts(&[("10.0.0.1:80", "")])
         .http_upstream("outbound|80||token.dns", HttpUpstream::reply(Reply::new(200).header("x-token", "t")))
         .redis_upstream("outbound|6379||redis.dns", RedisUpstream::respond(|_| RedisReply::integer(1)))
         .config(case.config)
@@ -73,8 +86,20 @@ fn host(case: &Case) -> Result<TestHost, Error> {
 /// effective, say); the test host then stops the VM, as a strict host would,
 /// but that is no trap, and Envoy ignores such calls.
 fn exercise(host: &TestHost) -> Result<(), String> {
-    let sends: [&dyn Fn() -> Result<(), Error>; 4] = [
+    let sends: [&dyn Fn() -> Result<(), Error>; 5] = [
         &|| host.request().path("/get").header("x-token", "c").send().map(drop),
+        // Trailers both ways, a response rewritten as it streams (higress-features).
+        &|| {
+            host.request()
+                .method("POST")
+                .header("x-uppercase", "on")
+                .header("x-override", "10.0.0.1:80")
+                .chunk("ab")
+                .trailer("x-t", "1")
+                .upstream(Reply::new(200).chunk("hi").chunk("!").trailer("x-u", "2"))
+                .send()
+                .map(drop)
+        },
         &|| {
             host.request()
                 .method("POST")

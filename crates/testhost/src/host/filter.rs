@@ -215,6 +215,9 @@ impl Inner {
         self.pump(flow, Direction::Request)?;
         let idle = self.store.data().idle_timeout.as_nanos() as u64;
         let mut deadline = self.store.data().now + idle;
+        // Work that never ends (a timer that calls out on every tick) must not
+        // keep a stuck stream alive forever: ten idle timeouts at most.
+        let last_deadline = self.store.data().now.saturating_add(idle.saturating_mul(10));
         loop {
             let Some(f) = flow.as_mut() else { return Ok(()) };
             if f.finished {
@@ -253,7 +256,7 @@ impl Inner {
                 return Ok(());
             }
             if self.store.data().pending.len() != before {
-                deadline = self.store.data().now + idle;
+                deadline = (self.store.data().now + idle).min(last_deadline);
             }
         }
     }
