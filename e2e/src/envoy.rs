@@ -213,6 +213,12 @@ impl Envoy {
         found.ok_or_else(|| self.process.error(format!("no log line containing {needle:?}")))
     }
 
+    /// Stops Envoy (SIGTERM, as a service manager does) and returns its whole log.
+    pub fn stop_and_read_log(mut self) -> String {
+        self.process.stop();
+        self.process.log()
+    }
+
     /// The temp dir with `config.json` and `envoy.log` (deleted on drop).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -117,3 +117,13 @@ fn one_vm_leads() {
         answers.iter().filter(|(_, leader, _)| leader == "true").map(|(vm, _, _)| vm).collect();
     assert!(leading.len() <= 1, "{answers:?}");
 }
+
+#[test]
+fn a_gateway_shutting_down_stops_the_plugin() {
+    let (envoy, _httpbin) = start();
+    ask(&envoy);
+    let log = envoy.stop_and_read_log();
+    let stops: Vec<&str> = log.lines().filter(|line| line.contains("[lifetime] [nil] [nil] stopping after")).collect();
+    // Every VM (two workers and the main thread's) stops.
+    assert!(stops.len() >= 2, "{}", e2e::envoy::plugin_lines(&log).join("\n"));
+}

@@ -273,6 +273,15 @@ pub trait Plugin: Sized + 'static {
         Ok(())
     }
 
+    /// The plugin stops (Go's `OnPluginDone`): its configuration was
+    /// replaced or removed, or the gateway is shutting down. Flush what must
+    /// not be lost, synchronously: the SDK tells the host the plugin is done
+    /// when this returns, so calls made here get no answer. Natively it runs
+    /// when Envoy drops the configuration.
+    fn on_stop(plugin: &mut PluginContext<'_, Self>) {
+        let _ = plugin;
+    }
+
     /// Data arrived on a [`SharedQueue`] this VM registered
     /// ([`SharedQueue::register`]); take it with [`SharedQueue::dequeue`].
     fn on_queue_ready(plugin: &mut PluginContext<'_, Self>, queue: SharedQueue) {

@@ -199,6 +199,14 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         }
     }
 
+    fn done(&mut self, context_id: u32) {
+        if let Some(root) = self.roots.get_mut(&context_id) {
+            let mut plugin = root.context(context_id);
+            plugin.clear_timers();
+            P::on_stop(&mut plugin);
+        }
+    }
+
     fn delete(&mut self, context_id: u32) {
         if let Some(request) = self.requests.remove(&context_id) {
             if request.pending_calls() > 0 {

@@ -80,6 +80,17 @@ struct NativeConfig<P: Plugin> {
     plugin: PhantomData<fn() -> P>,
 }
 
+impl<P: Plugin> Drop for NativeConfig<P> {
+    /// Envoy drops the configuration: the plugin stops, as a Wasm root
+    /// context's `proxy_on_done` tells it (a panic there is contained).
+    fn drop(&mut self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let mut life = crate::lifetime::PluginLife::<P>::new();
+            P::on_stop(&mut crate::lifetime::PluginContext::new(&self.rules, &mut life, 0));
+        }));
+    }
+}
+
 fn new_config<P: Plugin>(bytes: &[u8]) -> Option<Box<dyn FilterFactory>> {
     let parsed = catch_unwind(|| crate::config::configure::<P>(bytes, false));
     let rules = Arc::new(parsed.ok().flatten()?);

@@ -238,6 +238,26 @@ impl TestHost {
         Ok(())
     }
 
+    /// Stops the plugin as Envoy does when its configuration goes away
+    /// (replaced, removed, or the gateway shutting down): `proxy_on_done`,
+    /// then `proxy_on_delete`, on the root context. The test host is done
+    /// then: requests and configurations afterwards are errors.
+    pub fn stop(&self) -> Result<(), Error> {
+        let mut inner = self.inner.borrow_mut();
+        inner.check_failed()?;
+        if inner.instance.is_none() || !inner.configured {
+            return Err(Error::Setup("the plugin is not running".into()));
+        }
+        let root = inner.store.data().root_id;
+        inner.call(root, None, "proxy_on_done", &[root as i32])?;
+        inner.run_actions(&mut None)?;
+        inner.call(root, None, "proxy_on_delete", &[root as i32])?;
+        inner.run_actions(&mut None)?;
+        inner.configured = false;
+        inner.failed = Some("the plugin was stopped (TestHost::stop)".to_string());
+        Ok(())
+    }
+
     /// Builds a request to send through the plugin.
     pub fn request(&self) -> RequestBuilder<'_> {
         RequestBuilder::new(self)
