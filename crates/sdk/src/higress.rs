@@ -12,7 +12,7 @@
 //! | `proxywasm.GetUpstreamHosts()` | [`upstream_hosts`] |
 //! | `proxywasm.SetUpstreamOverrideHost(address)` | [`Request::set_upstream_override_host`] |
 //! | `proxywasm.InjectEncodedDataToFilterChain(body, end)` | [`Request::inject_response_data`] |
-//! | `ctx.NeedPauseStreamingResponse()` | return [`DataAction::StopIterationNoBuffer`](crate::DataAction::StopIterationNoBuffer) from [`Plugin::on_response_body`](crate::Plugin::on_response_body) and inject what the client gets instead |
+//! | `ctx.NeedPauseStreamingResponse()` | return [`DataAction::StopIterationNoBuffer`](crate::DataAction::StopIterationNoBuffer) from [`Plugin::on_response_body`] and inject what the client gets instead |
 //!
 //! Streaming a changed response, chunk by chunk, as an AI proxy does:
 //!
