@@ -49,8 +49,14 @@
 //! `log_format.rs`, `envoy_facts.rs` (what Envoy 1.40 accepts), `processes.rs`
 //! (the harness cleans up), `actions.rs` (header and data actions, with the
 //! `probe` fixture), `sdk_features.rs` (metrics in `/stats`, response code
-//! details and plugin filter state in an access log, with the `sdk-features`
-//! fixture). They need `dist/` (`cargo xtask build`) and the venv.
+//! details and plugin filter state in an access log, rule-level isolation,
+//! the request line in later phases, with the `sdk-features` fixture),
+//! `trailers.rs` (trailers both ways, on both builds), `lifetime.rs` (timers,
+//! shared data across workers, leader election, the VM configuration, the
+//! plugin store and stop, with the `lifetime` fixture). They need `dist/`
+//! (`cargo xtask build`) and the venv. The `higress-features` fixture uses
+//! Higress-only host calls, which upstream Envoy refuses: its tests run on
+//! the test host (`e2e/fixtures/higress-features/tests`).
 //!
 //! Every process is started by the test that uses it and killed when the test
 //! ends. Deadlines are generous (the suite runs on busy 2-core machines) and
