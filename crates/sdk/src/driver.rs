@@ -108,12 +108,7 @@ impl<P: Plugin> Request<P> {
         if self.flow.responded {
             return HostAction::Continue;
         }
-        let Some(mode) = self.with_config(|_, config| match stream {
-            StreamType::Request => P::request_body_mode(config),
-            StreamType::Response => P::response_body_mode(config),
-        }) else {
-            return HostAction::Continue;
-        };
+        let Some(mode) = self.configured_body_mode(stream) else { return HostAction::Continue };
         if self.skips_body(stream) {
             // A skipped body goes on, and releases headers held for it.
             let hold = self.flow.hold_mut(stream);
@@ -129,6 +124,15 @@ impl<P: Plugin> Request<P> {
             return HostAction::Pause;
         }
         self.body_hook(stream, Body { size, end_of_stream })
+    }
+
+    /// How the config chosen for this request wants `stream`'s body; `None`
+    /// when no config applies (the plugin stays out).
+    fn configured_body_mode(&mut self, stream: StreamType) -> Option<BodyMode> {
+        self.with_config(|_, config| match stream {
+            StreamType::Request => P::request_body_mode(config),
+            StreamType::Response => P::response_body_mode(config),
+        })
     }
 
     /// Runs the body hook on `body` and turns its answer into the host's.
@@ -201,12 +205,7 @@ impl<P: Plugin> Request<P> {
         if self.flow.responded {
             return HostAction::Continue;
         }
-        let Some(mode) = self.with_config(|_, config| match stream {
-            StreamType::Request => P::request_body_mode(config),
-            StreamType::Response => P::response_body_mode(config),
-        }) else {
-            return HostAction::Continue;
-        };
+        let Some(mode) = self.configured_body_mode(stream) else { return HostAction::Continue };
         let collected = self.body_flags.seen(stream)
             && !self.body_flags.skipped(stream)
             && self.body_flags.mode(stream, mode) == BodyMode::Buffered;
