@@ -72,8 +72,6 @@ pub(crate) trait Contexts {
     /// outside requests), found in the callout table.
     fn answer(&mut self, context_id: u32, callout: Callout, answer: Answer);
     fn log(&mut self, context_id: u32);
-    /// The host asks whether a context is done; for a root context, the plugin stops.
-    fn done(&mut self, context_id: u32);
     fn delete(&mut self, context_id: u32);
 }
 
@@ -248,11 +246,10 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
     with((), |c| c.log(context_id));
 }
 
-/// Every context is done at once (after a root's `Plugin::on_stop`): the SDK
-/// keeps nothing a host must wait for.
+/// Every context is done at once: the SDK keeps nothing a host must wait
+/// for (a root's `Plugin::on_stop` runs as it is deleted, right after).
 #[no_mangle]
-pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
-    with((), |c| c.done(context_id));
+pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
     1
 }
 

@@ -199,21 +199,18 @@ impl<P: Plugin> Contexts for PluginContexts<P> {
         }
     }
 
-    fn done(&mut self, context_id: u32) {
-        if let Some(root) = self.roots.get_mut(&context_id) {
-            let mut plugin = root.context(context_id);
-            plugin.clear_timers();
-            P::on_stop(&mut plugin);
-        }
-    }
-
     fn delete(&mut self, context_id: u32) {
         if let Some(request) = self.requests.remove(&context_id) {
             if request.pending_calls() > 0 {
                 dispatch::forget(&request.pending_callouts());
             }
-        } else {
-            self.roots.remove(&context_id);
+        } else if let Some(mut root) = self.roots.remove(&context_id) {
+            // The host deletes a root context after asking it whether it is
+            // done (`proxy_on_done`, answered yes at once): the plugin stops.
+            // Here rather than in `proxy_on_done`, which every request gets too.
+            let mut plugin = root.context(context_id);
+            plugin.clear_timers();
+            P::on_stop(&mut plugin);
         }
     }
 }
