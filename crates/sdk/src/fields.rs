@@ -17,7 +17,7 @@
 //! }
 //! ```
 
-use crate::Cluster;
+use crate::{Cluster, HttpClient};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::ops::Deref;
@@ -190,6 +190,12 @@ impl Deref for NonEmpty {
     }
 }
 
+impl From<NonEmpty> for String {
+    fn from(value: NonEmpty) -> String {
+        value.0
+    }
+}
+
 impl<'de> Deserialize<'de> for NonEmpty {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = String::deserialize(deserializer)?;
@@ -210,6 +216,12 @@ impl Millis {
     pub const DEFAULT: Millis = Millis(crate::http::DEFAULT_TIMEOUT_MS);
     /// One second (1000 ms).
     pub const SECOND: Millis = Millis(1000);
+
+    /// [`Millis::SECOND`], for a field's `#[serde(default = "Millis::second")]`
+    /// (serde takes a function there, not a constant).
+    pub const fn second() -> Millis {
+        Millis::SECOND
+    }
 
     /// `ms` milliseconds, if at least 1; 0 is an error.
     pub fn new(ms: u32) -> Result<Self, String> {
@@ -323,6 +335,16 @@ impl ServiceName {
             Cluster::Fqdn { fqdn, port, .. } => Cluster::Fqdn { fqdn, port, host: host.map(str::to_string) },
             other => other,
         })
+    }
+
+    /// A client for this service, made as [`ServiceName::cluster`] makes its
+    /// cluster, for a config's `try_from`: there the error names no field,
+    /// so it is prefixed with `serviceName: `, the field the Higress Go
+    /// plugin guide's configs give the service (`serviceName: needs a port:
+    /// ...`).
+    pub fn http_client(&self, port: Option<Port>, host: Option<&str>) -> Result<HttpClient, String> {
+        let cluster = self.cluster(port, host).map_err(|err| format!("serviceName: {err}"))?;
+        Ok(HttpClient::new(cluster))
     }
 }
 
@@ -551,6 +573,7 @@ mod tests {
         assert_eq!(parse::<Millis>(json!(0)).unwrap_err(), "must be at least 1 (milliseconds)");
         assert!(parse::<Millis>(json!("1s")).unwrap_err().contains("expected u32"));
         assert_eq!(Millis::default().get(), crate::http::DEFAULT_TIMEOUT_MS);
+        assert_eq!(Millis::second().get(), 1000);
         assert_eq!(parse::<Port>(json!(65535)).unwrap().get(), 65535);
         assert_eq!(parse::<Port>(json!(0)).unwrap_err(), "port 0 is not a port");
         assert!(parse::<Port>(json!(65536)).unwrap_err().contains("expected u16"));
@@ -571,5 +594,8 @@ mod tests {
         assert_eq!(parse::<ServiceName>(json!(" ")).unwrap_err(), "must not be empty");
         assert!(parse::<ServiceName>(json!("a|b.dns")).unwrap_err().contains("is not a service name"));
         assert!(parse::<ServiceName>(json!(" padded.dns")).is_err());
+        let name: ServiceName = parse(json!("auth.dns")).unwrap();
+        assert_eq!(name.http_client(Port::new(81).ok(), None).unwrap().cluster_name(), Some("outbound|81||auth.dns"));
+        assert!(name.http_client(None, None).unwrap_err().starts_with("serviceName: needs a port"));
     }
 }

@@ -42,7 +42,7 @@
 pub use crate::cluster::Cluster;
 use crate::host::Status;
 pub use crate::http_response::HttpResponse;
-use crate::{Plugin, PluginContext, Request};
+use crate::{HeaderAction, Plugin, PluginContext, Request};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -97,6 +97,7 @@ pub struct HttpClient {
     cluster: Cluster,
     cluster_name: Option<String>,
     host_name: Option<String>,
+    timeout: Duration,
 }
 
 impl HttpClient {
@@ -105,7 +106,15 @@ impl HttpClient {
     pub fn new(cluster: Cluster) -> Self {
         let cluster_name = cluster.cluster_name(|| None);
         let host_name = cluster.host_name(|| None);
-        HttpClient { cluster, cluster_name, host_name }
+        HttpClient { cluster, cluster_name, host_name, timeout: Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)) }
+    }
+
+    /// The client with `timeout` as its calls' timeout instead of
+    /// [`DEFAULT_TIMEOUT_MS`], for a config whose `timeout` field is for
+    /// every call it makes; [`HttpCall::timeout_ms`] still sets one call's.
+    pub fn with_timeout(mut self, timeout: crate::fields::Millis) -> Self {
+        self.timeout = Duration::from_millis(u64::from(timeout.get()));
+        self
     }
 
     /// The cluster this client calls (for [`Cluster::Route`], `None`: it
@@ -117,14 +126,7 @@ impl HttpClient {
     /// A call with any method. `url` is a path (`/token?x=1`) or an absolute
     /// URL whose host becomes the `:authority`.
     pub fn request<'a>(&'a self, method: Method, url: &'a str) -> HttpCall<'a> {
-        HttpCall {
-            client: self,
-            method,
-            url,
-            headers: Vec::new(),
-            body: &[],
-            timeout: Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)),
-        }
+        HttpCall { client: self, method, url, headers: Vec::new(), body: &[], timeout: self.timeout }
     }
 
     /// A `GET` of `url` (a path, or an absolute URL: see [`HttpClient::request`]).
@@ -198,7 +200,8 @@ impl<'a> HttpCall<'a> {
         self
     }
 
-    /// Sets the timeout in milliseconds (default 500).
+    /// Sets the timeout in milliseconds (default: the client's, 500 unless
+    /// set with [`HttpClient::with_timeout`]).
     pub fn timeout_ms(mut self, ms: u32) -> Self {
         self.timeout = Duration::from_millis(u64::from(ms));
         self
@@ -235,9 +238,45 @@ impl<'a> HttpCall<'a> {
                 &request_authority
             }
         };
-        let headers = self.wire_headers(&path, authority);
-        req.dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
+        let (pseudo, extra) = self.wire_headers(&path, authority);
+        let headers: &[(&str, &[u8])] = if extra.is_empty() { &pseudo } else { &extra };
+        req.dispatch_http(cluster, headers, self.body, self.timeout, Box::new(callback))
             .map_err(|status| fail(describe_dispatch_failure(status)))
+    }
+
+    /// Sends the call from a headers hook and says what the hook returns, as
+    /// the Higress Go plugin guide's plugins do after `client.Get(...)`: on
+    /// success, [`HeaderAction::StopAllIterationAndWatermark`] (the request
+    /// waits for `callback`, which resumes or answers it); when the call
+    /// cannot be sent, the error is logged as `<error>; <then>` and the
+    /// request goes on ([`HeaderAction::Continue`]) without the callback.
+    ///
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// # fn demo(req: &mut Request<MyPlugin>, client: &HttpClient) -> HeaderAction {
+    /// client.get("/check").send_or_continue(req, |req, _config, _resp| req.resume(), "letting the request through")
+    /// # }
+    /// ```
+    #[inline]
+    pub fn send_or_continue<P: Plugin>(
+        self,
+        req: &mut Request<P>,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, &HttpResponse) + 'static,
+        then: &str,
+    ) -> HeaderAction {
+        match self.send(req, callback) {
+            Ok(()) => HeaderAction::StopAllIterationAndWatermark,
+            Err(err) => {
+                req.log().error(format_args!("{err}; {then}"));
+                HeaderAction::Continue
+            }
+        }
     }
 
     /// Dispatches the call outside any request: from [`Plugin::on_start`] or
@@ -273,25 +312,68 @@ impl<'a> HttpCall<'a> {
         };
         let (url_authority, path) = split_url(self.url);
         let authority = url_authority.or(self.client.host_name.as_deref()).unwrap_or_default();
-        let headers = self.wire_headers(&path, authority);
+        let (pseudo, extra) = self.wire_headers(&path, authority);
+        let headers: &[(&str, &[u8])] = if extra.is_empty() { &pseudo } else { &extra };
         plugin
-            .dispatch_http(cluster, &headers, self.body, self.timeout, Box::new(callback))
+            .dispatch_http(cluster, headers, self.body, self.timeout, Box::new(callback))
             .map_err(|status| HttpCallError { cluster: cluster.to_string(), reason: describe_dispatch_failure(status) })
     }
 
-    /// The call's headers as the host takes them: pseudo-headers first.
-    fn wire_headers<'b>(&'b self, path: &'b str, authority: &'b str) -> Vec<(&'b str, &'b [u8])> {
+    /// The call's headers as the host takes them, pseudo-headers first: the
+    /// three pseudo-headers alone (on the stack: a call without headers of
+    /// its own allocates no list), and when the call has headers of its own,
+    /// the whole list (empty otherwise).
+    #[allow(clippy::type_complexity)]
+    fn wire_headers<'b>(
+        &'b self,
+        path: &'b str,
+        authority: &'b str,
+    ) -> ([(&'b str, &'b [u8]); 3], Vec<(&'b str, &'b [u8])>) {
+        let pseudo = [
+            (":method", self.method.as_str().as_bytes()),
+            (":path", path.as_bytes()),
+            (":authority", authority.as_bytes()),
+        ];
+        let own = self.headers.iter().filter(|(name, _)| !name.starts_with(':'));
+        if self.headers.is_empty() {
+            return (pseudo, Vec::new());
+        }
         let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(self.headers.len() + 3);
-        headers.push((":method", self.method.as_str().as_bytes()));
-        headers.push((":path", path.as_bytes()));
-        headers.push((":authority", authority.as_bytes()));
-        headers.extend(
-            self.headers
-                .iter()
-                .filter(|(name, _)| !name.starts_with(':'))
-                .map(|(name, value)| (*name, value.as_bytes())),
-        );
-        headers
+        headers.extend(pseudo);
+        headers.extend(own.map(|(name, value)| (*name, value.as_bytes())));
+        (pseudo, headers)
+    }
+}
+
+impl<P: Plugin> Request<P> {
+    /// Sets request header `name` to the value of the same header in an HTTP
+    /// call's answer, replacing any the client sent (a forged token must not
+    /// stay beside the real one), as plugins that fetch a token or an
+    /// identity for the upstream do. Returns the value set; `None`, and
+    /// nothing set, when the answer has no such header or an empty one.
+    ///
+    /// ```
+    /// # use gateway_sdk::prelude::*;
+    /// # struct MyPlugin;
+    /// # impl Plugin for MyPlugin {
+    /// #     const NAME: &'static str = "my-plugin";
+    /// #     type Config = ();
+    /// #     type State = ();
+    /// # }
+    /// fn on_token(req: &mut Request<MyPlugin>, _config: &(), resp: &HttpResponse) {
+    ///     if req.set_header_from(resp, "x-token").is_none() {
+    ///         req.log().warn("no x-token in the answer");
+    ///     }
+    ///     req.resume();
+    /// }
+    /// ```
+    pub fn set_header_from(&self, answer: &HttpResponse, name: &str) -> Option<String> {
+        let value = answer.header(name)?;
+        if value.is_empty() {
+            return None;
+        }
+        self.set_header(name, &value);
+        Some(value)
     }
 }
 
@@ -339,6 +421,29 @@ mod tests {
         assert_eq!(split("http://h:8/x/y?z"), (Some("h:8"), "/x/y?z".to_string()));
         assert_eq!(split("https://h"), (Some("h"), "/".to_string()));
         assert_eq!(split("http://h?q=1"), (Some("h"), "/?q=1".to_string()));
+    }
+
+    #[test]
+    fn calls_take_the_clients_timeout_unless_given_their_own() {
+        let Ok(cluster) = Cluster::service("auth.dns", Some(80)) else { panic!("a valid service") };
+        let client = HttpClient::new(cluster);
+        assert_eq!(client.get("/").timeout, Duration::from_millis(u64::from(DEFAULT_TIMEOUT_MS)));
+        let client = client.with_timeout(crate::fields::Millis::SECOND);
+        assert_eq!(client.get("/").timeout, Duration::from_secs(1));
+        assert_eq!(client.get("/").timeout_ms(7).timeout, Duration::from_millis(7));
+    }
+
+    #[test]
+    fn calls_without_headers_of_their_own_send_the_pseudo_headers_alone() {
+        let Ok(cluster) = Cluster::service("auth.dns", Some(80)) else { panic!("a valid service") };
+        let client = HttpClient::new(cluster);
+        let call = client.get("/t");
+        let (pseudo, extra) = call.wire_headers("/t", "auth.dns");
+        assert_eq!(pseudo.map(|(name, _)| name), [":method", ":path", ":authority"]);
+        assert!(extra.is_empty());
+        let call = client.get("/t").header("x-a", "1").header(":path", "/evil");
+        let (_, extra) = call.wire_headers("/t", "auth.dns");
+        assert_eq!(extra.iter().map(|(name, _)| *name).collect::<Vec<_>>(), [":method", ":path", ":authority", "x-a"]);
     }
 
     #[test]

@@ -67,6 +67,9 @@
 //! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
 //!   timers, HTTP calls outside requests, and data and queues shared by
 //!   every VM (worker) of the plugin.
+//! * **Limits** ([`limit`]): fixed windows, what requests share a counter and
+//!   its bounded key, the IETF `RateLimit-*` headers; query parameters
+//!   ([`query`]) and the client's IP ([`Request::client_ip`]).
 //! * **Logging** ([`log`]): `[plugin] [id] [x-request-id] message` at the
 //!   host's level.
 //! * **Settings and their JSON Schema** ([`settings`], [`fields`],
@@ -119,12 +122,14 @@ mod http_response;
 mod json;
 mod leader;
 pub mod lifetime;
+pub mod limit;
 pub mod log;
 pub mod metrics;
 #[cfg(feature = "native")]
 mod native;
 mod pairs;
 pub mod property;
+pub mod query;
 // With the `redis` feature; and in native `cargo doc` whatever the features,
 // so that the docs show it (not when collecting doctests: they link the crate
 // as built). The same condition guards its parts in the other modules.
@@ -165,8 +170,10 @@ pub use redis::{RedisClient, RedisError, RedisOptions, RedisResult};
 pub use request::{Body, Request};
 pub use shared::{Cas, SharedError, SharedQueue};
 
-/// Everything a plugin usually needs, and serde's `Deserialize`.
+/// Everything a plugin usually needs: the hooks' types, the config field
+/// types of [`fields`], `JsonSchema` and serde's `Deserialize`.
 pub mod prelude {
+    pub use crate::fields::*;
     pub use crate::settings::*;
     pub use crate::{
         Body, BodyMode, Cluster, DataAction, HeaderAction, HttpClient, HttpResponse, Plugin, PluginContext, Redacted,

@@ -137,6 +137,13 @@ impl std::fmt::Display for PropertyError {
 impl std::error::Error for PropertyError {}
 
 impl<P: Plugin> Request<P> {
+    /// The client's IP address (Envoy's `source.address` without its port,
+    /// an IPv6 address without brackets); `None` when the host has none.
+    pub fn client_ip(&self) -> Option<String> {
+        let address = String::from_utf8(self.property(&["source", "address"])?).ok()?;
+        Some(crate::config::strip_port(&address).trim_start_matches('[').trim_end_matches(']').to_string())
+    }
+
     /// A property decoded as `T` (see the [module docs](crate::property));
     /// `None` when the host has none, or one of another form.
     ///

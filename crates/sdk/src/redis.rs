@@ -47,13 +47,23 @@
 
 use crate::cluster::Cluster;
 use crate::dispatch::{self, Answer, Callout};
+use crate::fields::{Port, ServiceName};
 use crate::host::{self, BufferType, Status};
+use crate::log::Log;
 use crate::request::Request;
 use crate::Plugin;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame, Resp2Frame};
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
+
+/// Redis's port, for a service configured without one ([`RedisClient::for_service`]).
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// [`RedisClient::incr_with_expiry`]'s script: `INCR`, then `EXPIRE` when the key has no expiry.
+const INCR_WITH_EXPIRY: &str = "local n = redis.call('INCR', KEYS[1]) \
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end \
+return n";
 
 /// A value Redis answered with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,6 +216,16 @@ impl RedisClient {
         Ok(RedisClient { target: Rc::new(Target { upstream, options, ready: Cell::new(false) }) })
     }
 
+    /// A client for the Redis service a config names, at `port` (default
+    /// [`DEFAULT_PORT`], or 80 for a `.static` service, as for HTTP), for a
+    /// config's `try_from`: errors say `serviceName: ...`, as
+    /// [`ServiceName::http_client`](crate::fields::ServiceName::http_client)'s do.
+    pub fn for_service(name: &ServiceName, port: Option<Port>, options: RedisOptions) -> Result<Self, String> {
+        let port = port.or(Port::new(if name.is_static() { 80 } else { DEFAULT_PORT }).ok());
+        let cluster = name.cluster(port, None).map_err(|err| format!("serviceName: {err}"))?;
+        RedisClient::new(&cluster, options)
+    }
+
     /// A client whose commands Higress buffers as asked: sent when
     /// `max_buffer_size_before_flush` bytes are waiting or `flush_timeout_ms`
     /// passed, whichever comes first (Go's `WithBufferFlushTimeout` and
@@ -259,6 +279,16 @@ impl RedisClient {
                 t.ready.set(false);
                 Err(RedisError::Dispatch(format!("init of {} failed: host returned {status}", t.upstream)))
             }
+        }
+    }
+
+    /// [`RedisClient::init`] from [`Plugin::on_configure`], for a Redis that
+    /// may come up after the gateway: a failure is logged as a warning
+    /// (`<error>; will retry on the first request`) and does not fail start,
+    /// since commands init the client again themselves.
+    pub fn init_or_warn(&self, log: &Log<'_>) {
+        if let Err(err) = self.init() {
+            log.warn(format_args!("{err}; will retry on the first request"));
         }
     }
 
@@ -451,6 +481,25 @@ impl RedisClient {
         callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<Value>) + 'static,
     ) -> RedisResult<()> {
         self.script_command(req, b"EVAL", script, keys, args, callback)
+    }
+
+    /// Increments counter `key` and makes sure it expires in
+    /// `expire_seconds`, in one round trip (a script): the count after the
+    /// increment. The expiry is set when the key has none, so it is the
+    /// counter's first window that ends it, and no counter is ever left
+    /// without one (an `INCR` then an `EXPIRE` could). What a fixed-window
+    /// limiter counts with (see [`limit`](crate::limit)).
+    pub fn incr_with_expiry<P: Plugin>(
+        &self,
+        req: &mut Request<P>,
+        key: &str,
+        expire_seconds: u64,
+        callback: impl FnOnce(&mut Request<P>, &P::Config, RedisResult<i64>) + 'static,
+    ) -> RedisResult<()> {
+        let seconds = expire_seconds.to_string();
+        self.eval(req, INCR_WITH_EXPIRY, &[key], &[&seconds], move |req, config, answer| {
+            callback(req, config, answer.and_then(Value::into_int))
+        })
     }
 
     /// `EVALSHA sha1 numkeys keys... args...`: the script's answer.

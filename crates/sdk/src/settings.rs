@@ -6,7 +6,6 @@
 //! and into the schema) and doc comments (the schema's descriptions):
 //!
 //! ```
-//! # use gateway_sdk::fields::{Millis, Port, ServiceName};
 //! # use gateway_sdk::prelude::*;
 //! #[derive(Deserialize, JsonSchema)]
 //! #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -28,7 +27,6 @@
 //! replace the settings' description there):
 //!
 //! ```
-//! # use gateway_sdk::fields::{Millis, Port, ServiceName};
 //! # use gateway_sdk::prelude::*;
 //! # #[derive(Deserialize, JsonSchema)]
 //! # #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -46,13 +44,28 @@
 //! impl TryFrom<Settings> for Config {
 //!     type Error = String;
 //!     fn try_from(settings: Settings) -> Result<Self, String> {
-//!         let cluster = settings.service_name.cluster(settings.service_port, None)?;
-//!         Ok(Config { timeout: settings.timeout, client: HttpClient::new(cluster) })
+//!         let client = settings.service_name.http_client(settings.service_port, None)?;
+//!         Ok(Config { timeout: settings.timeout, client })
 //!     }
 //! }
 //! ```
 //!
-//! Checks across fields go in `try_from`, and to the schema with
+//! What such a `try_from` usually builds has a piece in the SDK, so that a
+//! plugin writes only what is its own:
+//!
+//! * an HTTP client of the service a config names (`serviceName`,
+//!   `servicePort`, `serviceHost`, as the Higress Go plugin guide's configs
+//!   name it): [`ServiceName::http_client`](crate::fields::ServiceName::http_client),
+//!   with errors that name the field;
+//! * a Redis client of such a service (port 6379 unless given):
+//!   `RedisClient::for_service` (feature `redis`), opened early with
+//!   `RedisClient::init_or_warn` from [`Plugin::on_configure`](crate::Plugin::on_configure);
+//! * defaults that are not the type's: `#[serde(default = "Millis::second")]`
+//!   ([`Millis::second`](crate::fields::Millis::second));
+//! * what a limiter counts over and by: [`limit::Window`](crate::limit::Window)
+//!   and [`limit::LimitBy`](crate::limit::LimitBy), with the counter's key.
+//!
+//! The field types are in the prelude. Checks across fields go in `try_from`, and to the schema with
 //! `#[schemars(transform = ...)]` on the settings and the helpers of
 //! `gateway_sdk::schema`. The config keeps only what the hooks use, and the
 //! rest of the settings is freed at start: what a config leaves on the heap
