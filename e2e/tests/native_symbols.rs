@@ -90,8 +90,7 @@ fn every_native_plugin_needs_no_newer_glibc_than_the_envoy_binary() {
     let envoy = needed_versions(&paths::envoy_binary().unwrap()).unwrap();
     let envoy_glibc = newest_glibc(&envoy, true).expect("Envoy's binary names glibc versions");
     let manifest_path = paths::dist_dir().join("manifest.json");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     for plugin in NATIVE_PLUGINS {
         let module = paths::dist_dir().join(format!("{plugin}.so"));
         let needed = needed_versions(&module).unwrap();
@@ -99,7 +98,9 @@ fn every_native_plugin_needs_no_newer_glibc_than_the_envoy_binary() {
         let glibc = newest_glibc(&needed, true).expect("a module linked against glibc names its versions");
         let too_new: Vec<&NeededVersion> = needed
             .iter()
-            .filter(|n| glibc_version(&n.version).is_some_and(|v| Some(v) > glibc_version(&format!("GLIBC_{envoy_glibc}"))))
+            .filter(|n| {
+                glibc_version(&n.version).is_some_and(|v| Some(v) > glibc_version(&format!("GLIBC_{envoy_glibc}")))
+            })
             .collect();
         assert!(
             too_new.is_empty(),
