@@ -82,9 +82,22 @@ fn compile(root: &Path, package: &str) -> Result<(), String> {
 /// The e2e suites that run plugins on Envoy, run again on the `.so` builds
 /// (`E2E_BUILD=native`): they must pass on both. Where the dynamic module ABI
 /// cannot behave as the Wasm filter, `actions` says what the native build does
-/// instead (see its module docs and the README).
-pub const E2E_SUITES: &[&str] =
-    &["seed", "rules", "bad_config", "log_format", "http_call", "parity", "native", "actions"];
+/// instead (see its module docs and the README). The reliability suites
+/// record their `.so` rows of `RELIABILITY.md` in this run.
+pub const E2E_SUITES: &[&str] = &[
+    "seed",
+    "rules",
+    "bad_config",
+    "log_format",
+    "http_call",
+    "parity",
+    "native",
+    "actions",
+    "reliability_faults",
+    "reliability_input",
+    "reliability_security",
+    "reliability_soak",
+];
 
 /// Runs [`E2E_SUITES`] on the native builds.
 pub fn test(root: &Path) -> Result<(), String> {
