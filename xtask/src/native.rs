@@ -15,6 +15,10 @@ use crate::sh;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// The native test host: a workspace of its own that links the plugins built
+/// with the SDK's `native` feature (`cargo xtask test` lints and runs it).
+pub const TEST_HOST_MANIFEST: &str = "crates/native-testhost/Cargo.toml";
+
 /// The dynamic module ABI the SDK's bindings are written for.
 pub const ABI_VERSION: &str = "v0.2.0";
 /// Envoy releases the native builds are tested on (`e2e`, Envoy of the venv).
