@@ -507,8 +507,8 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
     out.push_str(
         "Each case that runs plugins on Envoy runs on both builds of them: the Proxy-Wasm modules (`.wasm`, \
          Envoy's Wasm filter on V8) and the Envoy dynamic modules (`.so`, `E2E_BUILD=native`); the build column \
-         says which (the test host's rows, redis-rate-limit's and the corpus replay, run the `.wasm`), a dash \
-         the rows xtask records itself (cargo deny, libFuzzer).\n\n",
+         says which (the test host's rows, redis-rate-limit's and the corpus replay, run the `.wasm`), and a dash \
+         marks the rows xtask records itself (cargo deny, libFuzzer).\n\n",
     );
     out.push_str(&format!(
         "Recorded {} to {} on a {cores}-core machine; real Envoy 1.40, httpbin and redis-server as local \

@@ -8,7 +8,7 @@
 //! The plugin is linked in as an rlib built with the `native` feature: its
 //! `envoy_dynamic_module_on_*` hooks are plain functions of the test binary,
 //! and the `envoy_dynamic_module_callback_*` functions it calls are defined
-//! here ([`callbacks`](crate) module), on a stream the test describes. So a
+//! here (the `callbacks` module), on a stream the test describes. So a
 //! request goes through the very code Envoy would run, without Envoy:
 //!
 //! ```
