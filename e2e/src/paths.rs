@@ -58,7 +58,7 @@ pub fn fixture_module(package: &str) -> Result<PathBuf> {
     let (built, build) = match crate::Build::from_env() {
         crate::Build::Wasm => (
             format!("wasm32-wasip1/release/{crate_name}.wasm"),
-            format!("cargo build --release --target wasm32-wasip1 -p {package}"),
+            format!("cargo rustc --release --target wasm32-wasip1 -p {package} --lib --crate-type cdylib"),
         ),
         crate::Build::Native => (
             format!("native/lib{crate_name}.so"),

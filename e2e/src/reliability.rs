@@ -9,11 +9,19 @@
 //! and assembles the rows into `RELIABILITY.md`. A row is written as "did
 //! not finish" when the case starts and overwritten with what was seen when
 //! it ends, so a test that dies half-way still leaves a failed row.
+//!
+//! The same Envoy tests run on both builds of the plugins (`E2E_BUILD=native`
+//! for the `.so` builds): each row records the build it ran on, and its file
+//! name carries it, so the two runs write rows side by side. "Trouble" is
+//! whatever says a plugin failed: on the `.wasm` builds a Wasm VM that
+//! trapped or was replaced, on the `.so` builds a hook that panicked (the SDK
+//! logs `[<plugin>] panic:` at critical) or an Envoy that crashed or stopped
+//! answering its admin.
 
 use crate::envoy::Envoy;
 use crate::envoy_config::EnvoyConfig;
 use crate::error::{Context, Error, Result};
-use crate::{http, paths, Upstreams};
+use crate::{http, paths, Build, Upstreams};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -37,6 +45,7 @@ pub fn rows_dir() -> PathBuf {
 /// then what was seen.
 pub struct Case {
     id: String,
+    build: Build,
     area: String,
     case: String,
     expected: String,
@@ -47,10 +56,11 @@ impl Case {
     ///
     /// `area` groups rows in the table (`fault`, `bad input`, `load`,
     /// `security`, `fuzz`); `case` says what was done, `expected` what the
-    /// documentation promises.
+    /// documentation promises. The row is of the build `E2E_BUILD` names.
     pub fn start(area: &str, case: &str, expected: &str) -> Case {
-        let id = slug(&format!("{area}-{case}"));
-        let row = Case { id, area: area.to_string(), case: case.to_string(), expected: expected.to_string() };
+        let build = Build::from_env();
+        let id = slug(&format!("{}-{area}-{case}", build.extension()));
+        let row = Case { id, build, area: area.to_string(), case: case.to_string(), expected: expected.to_string() };
         row.write(0, "did not finish (the test failed before it recorded what it saw; see its output)", false);
         row
     }
@@ -63,11 +73,12 @@ impl Case {
 
     fn write(&self, requests: u64, seen: &str, pass: bool) {
         let row = json!({
+            "build": self.build.extension(),
             "area": self.area,
             "case": self.case,
             "requests": requests,
-            "expected": self.expected,
-            "seen": seen,
+            "expected": in_words_of(self.build, &self.expected),
+            "seen": in_words_of(self.build, seen),
             "pass": pass,
             "recorded": std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -79,6 +90,19 @@ impl Case {
         if std::fs::create_dir_all(&dir).is_ok() {
             let _ = std::fs::write(dir.join(format!("{}.json", self.id)), row.to_string());
         }
+    }
+}
+
+/// The cases are written once, in the words of the `.wasm` builds, whose
+/// plugins fail as Wasm VMs; a `.so` build has no VM, so its rows say
+/// "plugin" instead (a panic caught in a hook, or a crash: see [`vm_trouble`]).
+fn in_words_of(build: Build, text: &str) -> String {
+    match build {
+        Build::Wasm => text.to_string(),
+        Build::Native => text
+            .replace("no VM failure", "no plugin failure")
+            .replace("VM trouble", "plugin trouble")
+            .replace("into the VM", "into the plugin"),
     }
 }
 
@@ -136,16 +160,40 @@ pub fn vm_failures(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>
     failures
 }
 
-/// Lines of an Envoy log that say a plugin's VM failed (a trap, a panic, an
-/// exception in a callback).
+/// Lines of an Envoy log that say a plugin failed: a Wasm VM trapped or threw
+/// in a callback, a native hook panicked (the SDK's panic hook logs
+/// `[<plugin>] panic: panicked at ...`), or Envoy caught a fatal signal (its
+/// `backtrace` component prints the stack before the process dies).
 pub fn trap_lines(log: &str) -> Vec<String> {
-    const SIGNS: [&str; 6] = ["Uncaught", "wasm trap", "RuntimeError", "VM failed", "Wasm VM fault", "panicked at"];
+    const SIGNS: [&str; 8] = [
+        "Uncaught",
+        "wasm trap",
+        "RuntimeError",
+        "VM failed",
+        "Wasm VM fault",
+        "panicked at",
+        "] panic: ",
+        "][backtrace]",
+    ];
     log.lines().filter(|line| SIGNS.iter().any(|sign| line.contains(sign))).map(str::to_string).collect()
 }
 
-/// Everything that says a VM failed since `before`: counters and log lines.
+/// Everything that says a plugin failed since `before`: Wasm VM counters,
+/// log lines ([`trap_lines`]), and an Envoy that no longer answers its admin
+/// (a native module can take the process down with it).
 pub fn vm_trouble(envoy: &Envoy, before: &BTreeMap<String, i64>) -> Result<Vec<String>> {
-    let mut trouble = vm_failures(before, &wasm_stats(envoy)?);
+    let ready = http::get(&envoy.admin_url("/ready")).send();
+    let alive = ready.as_ref().is_ok_and(|resp| resp.status == 200);
+    let mut trouble = Vec::new();
+    if alive {
+        trouble.extend(vm_failures(before, &wasm_stats(envoy)?));
+    } else {
+        let why = match ready {
+            Ok(resp) => format!("status {}", resp.status),
+            Err(err) => err.to_string(),
+        };
+        trouble.push(format!("Envoy (pid {}) does not answer its admin /ready: {why}", envoy.pid()));
+    }
     trouble.extend(trap_lines(&envoy.log()));
     Ok(trouble)
 }
@@ -696,6 +744,16 @@ pub fn static_cluster(name: &str, port: u16) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn native_rows_speak_of_plugins() {
+        let text = "each plugin answers normally; no VM failure; VM trouble: []";
+        assert_eq!(in_words_of(Build::Wasm, text), text);
+        assert_eq!(
+            in_words_of(Build::Native, text),
+            "each plugin answers normally; no plugin failure; plugin trouble: []"
+        );
+    }
 
     #[test]
     fn slugs_are_file_names() {

@@ -14,7 +14,8 @@
 //! requests that went upstream.
 //!
 //! The probe module must be built first:
-//! `cargo build --release --target wasm32-wasip1 -p probe` (see [`probe_module`]).
+//! `cargo xtask build`, or `cargo rustc --release --target wasm32-wasip1 -p probe --lib --crate-type cdylib`
+//! (see [`probe_module`]).
 //!
 //! The suite runs on both builds (`E2E_BUILD=native` loads the probe's
 //! Envoy dynamic module instead). Where the dynamic module ABI cannot behave

@@ -2,9 +2,10 @@
 //! callback the SDK's bindings declare is exported by Envoy 1.40, and every
 //! plugin's `.so` exports each hook Envoy requires of an HTTP filter module
 //! (Envoy refuses a module that lacks one) and needs nothing from Envoy that
-//! the bindings do not declare.
+//! the bindings do not declare; and every `.so` needs no newer glibc than
+//! the Envoy binary does, as `dist/manifest.json` states.
 
-use e2e::elf::dynamic_symbols;
+use e2e::elf::{dynamic_symbols, glibc_version, needed_versions, newest_glibc, NeededVersion};
 use e2e::paths;
 
 /// The hooks Envoy 1.40 looks up in an HTTP filter module, all mandatory.
@@ -81,5 +82,33 @@ fn every_native_plugin_exports_the_required_hooks_and_needs_only_declared_callba
         // No Proxy-Wasm symbol leaks into a native module.
         let wasm: Vec<&&str> = needed.iter().chain(exported.iter()).filter(|n| n.starts_with("proxy_")).collect();
         assert!(wasm.is_empty(), "{plugin}.so has Proxy-Wasm symbols: {wasm:?}");
+    }
+}
+
+#[test]
+fn every_native_plugin_needs_no_newer_glibc_than_the_envoy_binary() {
+    let envoy = needed_versions(&paths::envoy_binary().unwrap()).unwrap();
+    let envoy_glibc = newest_glibc(&envoy, true).expect("Envoy's binary names glibc versions");
+    let manifest_path = paths::dist_dir().join("manifest.json");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    for plugin in NATIVE_PLUGINS {
+        let module = paths::dist_dir().join(format!("{plugin}.so"));
+        let needed = needed_versions(&module).unwrap();
+        // Weak references count too: the baseline is every glibc version the module names.
+        let glibc = newest_glibc(&needed, true).expect("a module linked against glibc names its versions");
+        let too_new: Vec<&NeededVersion> = needed
+            .iter()
+            .filter(|n| {
+                glibc_version(&n.version).is_some_and(|v| Some(v) > glibc_version(&format!("GLIBC_{envoy_glibc}")))
+            })
+            .collect();
+        assert!(
+            too_new.is_empty(),
+            "{plugin}.so needs a newer glibc than Envoy's binary ({envoy_glibc}): {too_new:?} \
+             (see crates/sdk/src/native/glibc.rs)"
+        );
+        let entry = manifest["plugins"].as_array().into_iter().flatten().find(|p| p["name"] == *plugin);
+        let stated = entry.map(|p| p["native"]["glibc"].clone()).unwrap_or_default();
+        assert_eq!(stated, glibc.as_str(), "{plugin}: dist/manifest.json states the glibc baseline the .so has");
     }
 }

@@ -3,6 +3,9 @@
 //! never restarted; and plugin configurations replaced (and refused) through
 //! a file-based LDS while a client keeps sending.
 //!
+//! Both run on the build `E2E_BUILD` names (the LDS listener loads
+//! `dist/mock.so` through the dynamic module filter on the native run).
+//!
 //! Each case writes its row of `RELIABILITY.md` (see `e2e::reliability`).
 
 // Test code: a failed step should fail the test loudly.
@@ -161,9 +164,25 @@ const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.
 const HCM_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
+/// mock's filter with `mock_config`, in the build `E2E_BUILD` names: the
+/// Wasm filter, or the dynamic module filter loading `dist/mock.so`.
+fn mock_filter(mock_config: &str) -> serde_json::Value {
+    let module = e2e::paths::module("mock").unwrap();
+    match e2e::Build::from_env() {
+        e2e::Build::Wasm => json!({"name": "mock", "typed_config": {"@type": WASM_TYPE, "config": {
+            "name": "mock",
+            "vm_config": {"vm_id": "mock", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": module.to_string_lossy()}}},
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": mock_config},
+        }}}),
+        e2e::Build::Native => {
+            e2e::envoy_config::dynamic_module_filter("mock", &module.with_extension("so"), mock_config)
+        }
+    }
+}
+
 /// The LDS file's content: one listener on `port` with mock configured by `mock_config`.
 fn lds(version: u32, port: u16, mock_config: &str) -> String {
-    let module = e2e::paths::module("mock").unwrap();
     json!({
         "version_info": version.to_string(),
         "resources": [{
@@ -178,12 +197,7 @@ fn lds(version: u32, port: u16, mock_config: &str) -> String {
                     "route_config": {"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"],
                         "routes": [{"name": "httpbin", "match": {"prefix": "/"}, "route": {"cluster": "httpbin"}}]}]},
                     "http_filters": [
-                        {"name": "mock", "typed_config": {"@type": WASM_TYPE, "config": {
-                            "name": "mock",
-                            "vm_config": {"vm_id": "mock", "runtime": "envoy.wasm.runtime.v8",
-                                          "code": {"local": {"filename": module.to_string_lossy()}}},
-                            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": mock_config},
-                        }}},
+                        mock_filter(mock_config),
                         {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                     ],
                 },

@@ -2,8 +2,14 @@
 //! values, 60 KB headers, hundreds of headers, empty and huge bodies,
 //! pipelined HTTP/1.1, many concurrent clients and HTTP/2 (h2c) reach each
 //! plugin of `envoy.yaml`; no VM may fail and no 5xx may come that a plugin
-//! did not mean. The VM-failure detector itself is checked on a module that
-//! traps.
+//! did not mean. The failure detector itself is checked on a plugin that
+//! fails on purpose (a trapping module, or natively a panicking one), and a
+//! plugin that panics in each of its hooks under load must leave the same
+//! Envoy serving everything else.
+//!
+//! Every case runs on the build `E2E_BUILD` names (`.wasm` by default, the
+//! `.so` builds with `native`); where a case needs a module of its own, the
+//! native run uses the `probe` fixture's native build instead of a raw one.
 //!
 //! The upstream (and http-call's token service) is an Envoy answering
 //! instantly (`e2e::reliability::TokenService`): httpbin's gunicorn refuses
@@ -365,26 +371,49 @@ const TRAPPING_MODULE: &str = r#"
   (func (export "proxy_on_delete") (param i32)))
 "#;
 
+/// The plugin that fails on purpose, beside the plugins of `envoy.yaml`:
+/// on the `.wasm` build a module that traps, on the `.so` build the probe
+/// fixture panicking in its request headers hook (a raw module cannot be
+/// both a Wasm and a native module).
+fn failing_plugin(dir: &std::path::Path, build: e2e::Build) -> serde_json::Value {
+    match build {
+        e2e::Build::Wasm => {
+            let module = dir.join("trap.wasm");
+            std::fs::write(&module, wat::parse_str(TRAPPING_MODULE).unwrap()).unwrap();
+            wasm_filter("trap", &module, "{}")
+        }
+        e2e::Build::Native => {
+            let probe = e2e::paths::fixture_module("probe").unwrap();
+            wasm_filter("probe", &probe, r#"{"requestHeaders": {"panic": true}}"#)
+        }
+    }
+}
+
 #[test]
-fn the_vm_failure_detector_catches_a_trap() {
+fn the_failure_detector_catches_a_plugin_that_fails() {
+    let build = e2e::Build::from_env();
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("trap.wasm");
-    std::fs::write(&module, wat::parse_str(TRAPPING_MODULE).unwrap()).unwrap();
     let upstream = TokenService::start(TokenMode::Token("t".into())).unwrap();
     let mut config = EnvoyConfig::load().unwrap();
-    config.add_plugin(wasm_filter("trap", &module, "{}")).unwrap();
+    config.add_plugin(failing_plugin(dir.path(), build)).unwrap();
     let envoy = Envoy::start(&config, &Upstreams::httpbin(upstream.port())).unwrap();
     let before = reliability::wasm_stats(&envoy).unwrap();
     let case = Case::start(
         "bad input",
-        "calibration: a module that traps in proxy_on_request_headers, beside the plugins",
-        "the suite's detector (wasm stats + log scan) reports the failure",
+        match build {
+            e2e::Build::Wasm => "calibration: a module that traps in proxy_on_request_headers, beside the plugins",
+            e2e::Build::Native => "calibration: a plugin that panics in its request headers hook, beside the plugins",
+        },
+        match build {
+            e2e::Build::Wasm => "the suite's detector (wasm stats + log scan) reports the failure",
+            e2e::Build::Native => "the suite's detector (log scan, Envoy alive) reports the failure",
+        },
     );
     let responses: Vec<u16> = (0..3)
         .map(|_| reliability::raw_requests(envoy.port(), &reliability::get_request("/get", &[]), 1))
         .map(|r| r.map(|r| r[0].status).unwrap_or(0))
         .collect();
-    // The trap is logged as the request is handled; give the log a moment.
+    // The failure is logged as the request is handled; give the log a moment.
     std::thread::sleep(Duration::from_millis(500));
     let trouble = reliability::vm_trouble(&envoy, &before).unwrap();
     let text = format!("statuses {responses:?}; detector saw: {:?}", trouble.iter().take(3).collect::<Vec<_>>());
@@ -419,17 +448,36 @@ const CRLF_SETTING_MODULE: &str = r#"
 
 #[test]
 fn a_header_value_with_crlf_set_by_a_plugin() {
+    let build = e2e::Build::from_env();
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("crlf.wasm");
-    std::fs::write(&module, wat::parse_str(CRLF_SETTING_MODULE).unwrap()).unwrap();
     let httpbin = e2e::Httpbin::start().unwrap();
     let mut config = EnvoyConfig::load().unwrap();
-    config.add_plugin(wasm_filter("crlf", &module, "{}")).unwrap();
+    // The `.so` build has no raw module: the probe fixture makes the same bare host call.
+    let setter = match build {
+        e2e::Build::Wasm => {
+            let module = dir.path().join("crlf.wasm");
+            std::fs::write(&module, wat::parse_str(CRLF_SETTING_MODULE).unwrap()).unwrap();
+            wasm_filter("crlf", &module, "{}")
+        }
+        e2e::Build::Native => {
+            let step = json!({"requestHeaders": {"rawSetRequestHeader": {"x-evil": "a\r\nx-injected: 1"}}});
+            wasm_filter("probe", &e2e::paths::fixture_module("probe").unwrap(), &step.to_string())
+        }
+    };
+    config.add_plugin(setter).unwrap();
     let envoy = Envoy::start(&config, &Upstreams::httpbin(httpbin.port())).unwrap();
     let case = Case::start(
         "security",
-        "a plugin sets a request header to `a\\r\\nx-injected: 1` (raw host call, as the SDK's set_header would \
-         pass it) on the way to httpbin",
+        match build {
+            e2e::Build::Wasm => {
+                "a plugin sets a request header to `a\\r\\nx-injected: 1` (raw host call, as the SDK's set_header \
+                 would pass it) on the way to httpbin"
+            }
+            e2e::Build::Native => {
+                "a plugin sets a request header to `a\\r\\nx-injected: 1` (the probe fixture's bare host call, \
+                 which the SDK's set_header refuses) on the way to httpbin"
+            }
+        },
         "the upstream never sees a separate `x-injected` header",
     );
     let resp = e2e::http::get(&envoy.url("/headers")).send().unwrap();
@@ -442,4 +490,162 @@ fn a_header_value_with_crlf_set_by_a_plugin() {
         resp.text().chars().take(300).collect::<String>()
     );
     assert!(case.finish(1, &text, !injected), "{text}");
+}
+
+/// The probe's hooks in the order a request meets them, each panicking on a
+/// route of its own: (route name and prefix, what the client sends, the
+/// probe step that panics there).
+const PANICKING_HOOKS: [(&str, &str, &str); 5] = [
+    ("request-headers", "GET", r#"{"requestHeaders": {"panic": true}}"#),
+    ("request-body", "POST", r#"{"requestBody": {"panic": true}}"#),
+    ("call-answer", "GET", r#"{"requestHeaders": {"return": "stopAllIterationAndWatermark", "call": true}}"#),
+    ("response-headers", "GET", r#"{"responseHeaders": {"panic": true}}"#),
+    ("response-body", "GET", r#"{"responseBody": {"panic": true}}"#),
+];
+
+/// What the SDK promises for a panic in each hook of a native build: a 500
+/// while the response has not started, else the response goes on untouched.
+fn native_answer_after_panic(hook: &str) -> &'static str {
+    if hook == "response-body" {
+        "200 token service"
+    } else {
+        "500 internal plugin error"
+    }
+}
+
+/// Requests sent to each panicking route, and to each route without the probe meanwhile.
+const PANICKING_REQUESTS: u64 = 300;
+const BYSTANDER_REQUESTS: u64 = 3000;
+
+#[test]
+fn a_plugin_that_panics_in_each_hook_under_load_leaves_envoy_serving() {
+    let build = e2e::Build::from_env();
+    let upstream = TokenService::start(TokenMode::Token("tok-panic".into())).unwrap();
+    let mut config = EnvoyConfig::load().unwrap();
+    // The probe panics only where a rule says so; its call's callback panics on `call-answer`.
+    let rules: Vec<serde_json::Value> = PANICKING_HOOKS
+        .iter()
+        .map(|(hook, _, step)| {
+            let mut rule: serde_json::Value = serde_json::from_str(step).unwrap();
+            rule["_match_route_"] = json!([format!("panic-{hook}")]);
+            if *hook == "call-answer" {
+                rule["call"] = json!({"cluster": "httpbin", "path": "/token", "then": {"panic": true}});
+            }
+            rule
+        })
+        .collect();
+    let probe_config = json!({"_rules_": rules}).to_string();
+    let mut probe = wasm_filter("probe", &e2e::paths::fixture_module("probe").unwrap(), &probe_config);
+    probe["disabled"] = json!(true);
+    config.add_plugin(probe).unwrap();
+    for (hook, _, _) in PANICKING_HOOKS {
+        let name = format!("panic-{hook}");
+        let route = json!({"name": name, "match": {"prefix": format!("/panic/{hook}/")},
+                           "route": {"cluster": "httpbin", "prefix_rewrite": "/"}});
+        config.add_route(route).unwrap().enable_on_route(&name, "probe").unwrap();
+    }
+    let envoy = Envoy::start(&config, &Upstreams::httpbin(upstream.port())).unwrap();
+    let pid = envoy.pid();
+    let before = reliability::wasm_stats(&envoy).unwrap();
+    let case = Case::start(
+        "bad input",
+        &format!(
+            "a plugin that panics in a hook (the probe fixture; request headers, request body, the HTTP call's \
+             answer, response headers, response body, each on a route of its own, {PANICKING_REQUESTS} requests \
+             each from 4 clients) while 4 clients send {BYSTANDER_REQUESTS} requests to each of hello-world's \
+             and mock's routes"
+        ),
+        match build {
+            e2e::Build::Native => {
+                "the same Envoy keeps serving: every bystander answer normal; each panicking request answered 500 \
+                 `internal plugin error` (a panic in the response body hook: the response goes on); the panic \
+                 logged at critical; admin /ready answers"
+            }
+            e2e::Build::Wasm => {
+                "the same Envoy keeps serving: every bystander answer normal (their VMs are their own); every \
+                 panicking request answered 5xx (the probe's VM traps, then fails closed); the trap reported by the \
+                 detector; admin /ready answers"
+            }
+        },
+    );
+    let bystanders = [("/hello-world", "200 hello world"), ("/get", "200 token service")];
+    let (panicking, calm) = std::thread::scope(|scope| {
+        let calm: Vec<_> = bystanders
+            .iter()
+            .map(|(path, _)| {
+                let request = reliability::get_request(path, &[]);
+                let port = envoy.port();
+                scope.spawn(move || {
+                    reliability::load(
+                        port,
+                        &request,
+                        4,
+                        BYSTANDER_REQUESTS,
+                        Duration::from_secs(300),
+                        reliability::status_and_body,
+                        None,
+                    )
+                })
+            })
+            .collect();
+        let panicking: Vec<(&str, reliability::LoadReport)> = PANICKING_HOOKS
+            .iter()
+            .map(|(hook, method, _)| {
+                let path = format!("/panic/{hook}/anything");
+                let body = (*method == "POST").then_some(&b"a body for the request body hook"[..]);
+                let request = reliability::request_bytes(method, &path, &[], body);
+                let report = reliability::load(
+                    envoy.port(),
+                    &request,
+                    4,
+                    PANICKING_REQUESTS,
+                    Duration::from_secs(300),
+                    reliability::status_and_body,
+                    None,
+                );
+                (*hook, report)
+            })
+            .collect();
+        (panicking, calm.into_iter().map(|worker| worker.join().unwrap()).collect::<Vec<_>>())
+    });
+    let ready = e2e::http::get(&envoy.admin_url("/ready")).send().map(|r| r.status).unwrap_or(0);
+    let trouble = reliability::vm_trouble(&envoy, &before).unwrap();
+    let panic_lines = envoy.log_lines("[probe] panic:");
+    let mut seen = Vec::new();
+    let mut ok = ready == 200 && envoy.pid() == pid;
+    let mut total = 0;
+    for ((path, answer), report) in bystanders.iter().zip(&calm) {
+        total += report.responses;
+        ok &= report.errors == 0 && report.classes.get(*answer) == Some(&BYSTANDER_REQUESTS);
+        seen.push(format!("{path}: {}", report.summary()));
+    }
+    for (hook, report) in &panicking {
+        total += report.responses;
+        ok &= report.errors == 0
+            && match build {
+                e2e::Build::Native => report.classes.get(native_answer_after_panic(hook)) == Some(&PANICKING_REQUESTS),
+                e2e::Build::Wasm => report.count("5") == PANICKING_REQUESTS,
+            };
+        seen.push(format!("panic in {hook}: {}", report.summary()));
+    }
+    match build {
+        e2e::Build::Native => {
+            let critical = panic_lines.iter().all(|line| line.contains("[critical][dynamic_modules]"));
+            // One line per panic, one panic per request (the probe stays out of a stream once it panicked).
+            let expected_panics = PANICKING_HOOKS.len() as u64 * PANICKING_REQUESTS;
+            ok &= critical && panic_lines.len() as u64 == expected_panics;
+            seen.push(format!(
+                "{} panic lines (expected {expected_panics}), all at critical: {critical}; first: {:?}",
+                panic_lines.len(),
+                panic_lines.first().map(|l| l.split("[probe] ").nth(1).unwrap_or(l))
+            ));
+        }
+        e2e::Build::Wasm => {
+            ok &= !trouble.is_empty();
+            seen.push(format!("detector saw {} lines, first: {:?}", trouble.len(), trouble.first()));
+        }
+    }
+    seen.push(format!("admin /ready {ready}; Envoy pid unchanged: {}", envoy.pid() == pid));
+    let text = seen.join("; ");
+    assert!(case.finish(total, &text, ok), "{text}");
 }

@@ -1,10 +1,16 @@
-//! Reliability, the long soak (`#[ignore]`: run by `cargo xtask reliability
-//! --long`): `RELIABILITY_SOAK_REQUESTS` requests (default 500,000) through
-//! each of mock, hello-world and http-call in one Envoy, from 8 keep-alive
-//! clients, with an instant upstream and token service (an Envoy answering
-//! itself). Envoy's resident memory and its V8 Wasm memories are sampled
-//! every second; after the first tenth of the run (warm-up) they must stay
-//! flat: a leak of even a few bytes per request would show as megabytes.
+//! Reliability, the soak: requests through each of mock, hello-world and
+//! http-call in one Envoy, from 8 keep-alive clients, with an instant
+//! upstream and token service (an Envoy answering itself). Envoy's resident
+//! memory and its V8 Wasm memories are sampled every second; after the first
+//! tenth of the run (warm-up) they must stay flat: a leak of even a few bytes
+//! per request would show as megabytes.
+//!
+//! The long soak (`#[ignore]`: run by `cargo xtask reliability --long`) sends
+//! `RELIABILITY_SOAK_REQUESTS` requests (default 500,000) per plugin; the
+//! brief one, part of `cargo test`, [`BRIEF_REQUESTS`]. Both run on the build
+//! `E2E_BUILD` names: on the `.so` builds there is no Wasm memory, and what
+//! would say a plugin failed is a panic in Envoy's log or an Envoy that no
+//! longer answers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -17,6 +23,9 @@ use std::time::{Duration, Instant};
 /// RSS may move this much after warm-up (allocator caches, stats, connection buffers).
 const RSS_SLACK_KB: u64 = 16 * 1024;
 
+/// Requests per plugin in the brief soak of the fast part.
+const BRIEF_REQUESTS: u64 = 20_000;
+
 fn requests() -> u64 {
     std::env::var("RELIABILITY_SOAK_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(500_000)
 }
@@ -28,12 +37,22 @@ fn mib(kb: u64) -> String {
 #[test]
 #[ignore = "long: cargo xtask reliability --long"]
 fn soak_each_plugin() {
+    soak(requests());
+}
+
+#[test]
+fn soak_each_plugin_briefly() {
+    soak(BRIEF_REQUESTS);
+}
+
+fn soak(total: u64) {
+    let build = e2e::Build::from_env();
     let upstream = TokenService::start(TokenMode::Token("soak-token".into())).unwrap();
     let config = EnvoyConfig::load().unwrap();
     // httpbin (the upstream) and http-call's token service are both the instant Envoy.
     let envoy = Envoy::start(&config, &Upstreams::httpbin(upstream.port())).unwrap();
     let before = reliability::wasm_stats(&envoy).unwrap();
-    let total = requests();
+    let pid = envoy.pid();
     let mut failures = Vec::new();
     for (plugin, path, answer) in [
         ("mock", "/get", "200 token service"),
@@ -43,8 +62,16 @@ fn soak_each_plugin() {
         let case = Case::start(
             "load",
             &format!("soak: {total} requests through {plugin} ({path}), 8 keep-alive clients, one Envoy"),
-            "every answer normal, no errors; after warm-up (first 10%) Envoy's RSS within 16 MiB and Wasm \
-             memory not growing; no VM failure",
+            match build {
+                e2e::Build::Wasm => {
+                    "every answer normal, no errors; after warm-up (first 10%) Envoy's RSS within 16 MiB and Wasm \
+                     memory not growing; no VM failure"
+                }
+                e2e::Build::Native => {
+                    "every answer normal, no errors; after warm-up (first 10%) Envoy's RSS within 16 MiB; no \
+                     plugin failure"
+                }
+            },
         );
         let stop = AtomicBool::new(false);
         let started = Instant::now();
@@ -80,9 +107,8 @@ fn soak_each_plugin() {
         let rss_growth = end.rss_kb.saturating_sub(warm.rss_kb);
         let wasm_growth = end.wasm_size_kb.saturating_sub(warm.wasm_size_kb);
         let quarter = |q: usize| samples.get(samples.len() * q / 4).map(|(_, m)| mib(m.rss_kb)).unwrap_or_default();
-        let text = format!(
-            "{}; RSS {} at start, {} after warm-up, {} at the end (peak {}; quarters {}, {}, {}); \
-             {} Wasm memories: {} ({} resident) after warm-up, {} ({} resident) at the end",
+        let mut text = format!(
+            "{}; RSS {} at start, {} after warm-up, {} at the end (peak {}; quarters {}, {}, {})",
             report.summary(),
             mib(first.rss_kb),
             mib(warm.rss_kb),
@@ -91,12 +117,17 @@ fn soak_each_plugin() {
             quarter(1),
             quarter(2),
             quarter(3),
-            end.wasm_memories,
-            mib(warm.wasm_size_kb),
-            mib(warm.wasm_rss_kb),
-            mib(end.wasm_size_kb),
-            mib(end.wasm_rss_kb),
         );
+        if build == e2e::Build::Wasm {
+            text.push_str(&format!(
+                "; {} Wasm memories: {} ({} resident) after warm-up, {} ({} resident) at the end",
+                end.wasm_memories,
+                mib(warm.wasm_size_kb),
+                mib(warm.wasm_rss_kb),
+                mib(end.wasm_size_kb),
+                mib(end.wasm_rss_kb),
+            ));
+        }
         let ok = report.errors == 0
             && report.classes.get(answer) == Some(&total)
             && rss_growth <= RSS_SLACK_KB
@@ -106,13 +137,18 @@ fn soak_each_plugin() {
         }
     }
     let trouble = reliability::vm_trouble(&envoy, &before).unwrap();
-    let case = Case::start(
-        "load",
-        &format!("soak: VM health after {} requests", 3 * total),
-        "no VM failure or reload, no trap in Envoy's log",
-    );
-    let text = format!("VM trouble: {trouble:?}; wasm stats: {:?}", reliability::wasm_stats(&envoy).unwrap());
-    if !case.finish(3 * total, &text, trouble.is_empty()) {
+    let (what, expected) = match build {
+        e2e::Build::Wasm => ("VM health", "no VM failure or reload, no trap in Envoy's log"),
+        e2e::Build::Native => ("plugin health", "no panic or crash in Envoy's log; the same Envoy answers its admin"),
+    };
+    let case = Case::start("load", &format!("soak: {what} after {} requests", 3 * total), expected);
+    let text = match build {
+        e2e::Build::Wasm => {
+            format!("VM trouble: {trouble:?}; wasm stats: {:?}", reliability::wasm_stats(&envoy).unwrap())
+        }
+        e2e::Build::Native => format!("trouble: {trouble:?}; Envoy pid unchanged: {}", envoy.pid() == pid),
+    };
+    if !case.finish(3 * total, &text, trouble.is_empty() && envoy.pid() == pid) {
         failures.push(text);
     }
     assert!(failures.is_empty(), "{failures:#?}");

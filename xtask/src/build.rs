@@ -120,16 +120,13 @@ fn build(root: &Path, only: &[String], everything: bool, native: bool) -> Result
     // One cargo run per crate: in a single run cargo unifies the SDK's
     // features across crates, and every module would import the Redis host
     // functions that only the Redis plugin needs (and upstream Envoy refuses).
-    // A plugin is also an rlib (for native tools and tests), and cargo does no
-    // LTO for a library built as both: `cargo rustc --crate-type cdylib`
-    // builds the module alone, as a cdylib-only crate would be.
-    for package in &plugins {
+    // A plugin (and the probe fixture) is also an rlib (for native tools and
+    // tests), and cargo does no LTO for a library built as both: `cargo rustc
+    // --crate-type cdylib` builds the module alone, as a cdylib-only crate would be.
+    for package in plugins.iter().chain(&fixtures) {
         let args =
             ["rustc", "--release", "--target", "wasm32-wasip1", "-p", package, "--lib", "--crate-type", "cdylib"];
         sh(root, "cargo", &args)?;
-    }
-    for package in &fixtures {
-        sh(root, "cargo", &["build", "--release", "--target", "wasm32-wasip1", "-p", package])?;
     }
 
     let target = target_dir(root).join("wasm32-wasip1/release");

@@ -9,8 +9,10 @@
 //!   `dist/manifest.json`, and the test fixtures (see `build.rs`).
 //! * `new NAME` adds a plugin made from the template (see `new.rs`).
 //! * `test` runs setup, the lints (fmt, clippy, cargo-deny), build, then every
-//!   test: unit tests, test host tests, the end-to-end suite on a real Envoy,
-//!   and the fast part of the reliability suite. CI runs exactly this.
+//!   test: unit tests, test host tests (the `.wasm` builds on
+//!   `crates/testhost`, the native builds on `crates/native-testhost`, a
+//!   workspace of its own), the end-to-end suite on a real Envoy, and the
+//!   fast part of the reliability suite. CI runs exactly this.
 //! * `up` installs and builds what serving needs, then becomes the server of
 //!   `envoy.yaml` on local processes (`e2e/src/bin/gateway-up.rs`).
 //! * `bench` runs setup and build, builds the raw modules of `bench/raw/`, then
@@ -175,8 +177,13 @@ fn test(root: &Path) -> Result<(), String> {
             sh(root, "cargo", &args)?;
         }
     }
+    // The native test host's own workspace (the `native` feature stays out of this one).
+    let native_host = ["--manifest-path", native::TEST_HOST_MANIFEST];
+    sh(root, "cargo", &[&["fmt"][..], &native_host, &["--all", "--check"]].concat())?;
+    sh(root, "cargo", &[&["clippy"][..], &native_host, &["--all-targets", "--", "-D", "warnings"]].concat())?;
     build::run(root)?;
     sh(root, "cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    sh(root, "cargo", &[&["test"][..], &native_host].concat())?;
     native::test(root)
 }
 

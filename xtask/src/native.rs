@@ -15,6 +15,10 @@ use crate::sh;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// The native test host: a workspace of its own that links the plugins built
+/// with the SDK's `native` feature (`cargo xtask test` lints and runs it).
+pub const TEST_HOST_MANIFEST: &str = "crates/native-testhost/Cargo.toml";
+
 /// The dynamic module ABI the SDK's bindings are written for.
 pub const ABI_VERSION: &str = "v0.2.0";
 /// Envoy releases the native builds are tested on (`e2e`, Envoy of the venv).
@@ -85,9 +89,23 @@ fn compile(root: &Path, package: &str) -> Result<(), String> {
 /// The e2e suites that run plugins on Envoy, run again on the `.so` builds
 /// (`E2E_BUILD=native`): they must pass on both. Where the dynamic module ABI
 /// cannot behave as the Wasm filter, `actions` says what the native build does
-/// instead (see its module docs and the README).
-pub const E2E_SUITES: &[&str] =
-    &["seed", "rules", "bad_config", "log_format", "http_call", "parity", "native", "actions", "trailers"];
+/// instead (see its module docs and the README). The reliability suites
+/// record their `.so` rows of `RELIABILITY.md` in this run.
+pub const E2E_SUITES: &[&str] = &[
+    "seed",
+    "rules",
+    "bad_config",
+    "log_format",
+    "http_call",
+    "parity",
+    "native",
+    "actions",
+    "trailers",
+    "reliability_faults",
+    "reliability_input",
+    "reliability_security",
+    "reliability_soak",
+];
 
 /// Runs [`E2E_SUITES`] on the native builds.
 pub fn test(root: &Path) -> Result<(), String> {

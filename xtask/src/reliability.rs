@@ -2,14 +2,17 @@
 //! and writes `RELIABILITY.md`, a table made of the rows the tests record.
 //!
 //! * The fast part (a few minutes; also part of `cargo xtask test`, as plain
-//!   `cargo test`): `e2e/tests/reliability_{faults,input,security}.rs`,
+//!   `cargo test`): `e2e/tests/reliability_{faults,input,security}.rs` and
+//!   the brief soak of `reliability_soak.rs`, each on the `.wasm` builds and
+//!   again on the `.so` builds (`E2E_BUILD=native`),
 //!   `plugins/redis-rate-limit/tests/reliability.rs` and the fuzz corpus
 //!   replay (`crates/fuzz-targets/tests/corpus.rs`), then `cargo deny` on both
 //!   workspaces when it is installed (licences, bans, sources; advisories are
 //!   reported blocked when the RustSec database cannot be fetched). Rows go
 //!   to `target/reliability/rows/` (emptied first).
-//! * `--long` adds (about 15 minutes with the defaults): the soak
-//!   (`reliability_soak.rs`, `--soak-requests N` per plugin, default 500000),
+//! * `--long` adds (about 20 minutes with the defaults): the soak
+//!   (`reliability_soak.rs`, `--soak-requests N` per plugin, default 500000,
+//!   on both builds),
 //!   the shared-counter run of the rate limiter (`--windows N`, default 300)
 //!   and each fuzz target under libFuzzer (`cargo fuzz`, on the stable
 //!   toolchain with `RUSTC_BOOTSTRAP=1` and `--sanitizer none`;
@@ -32,9 +35,15 @@ const FAST: &[(&str, &str)] = &[
     ("e2e", "reliability_faults"),
     ("e2e", "reliability_input"),
     ("e2e", "reliability_security"),
+    ("e2e", "reliability_soak"),
     ("redis-rate-limit", "reliability"),
     ("gateway-fuzz-targets", "corpus"),
 ];
+
+/// The suites of [`FAST`] that run plugins on Envoy: run again on the `.so`
+/// builds (`E2E_BUILD=native`; redis-rate-limit has no native build, and the
+/// fuzz targets run on the test host).
+const NATIVE: &[&str] = &["reliability_faults", "reliability_input", "reliability_security", "reliability_soak"];
 
 /// Fuzz targets, their share of `--fuzz-seconds`, and their dictionaries.
 const FUZZ: &[(&str, u64, Option<&str>)] = &[
@@ -50,7 +59,7 @@ const AREAS: &[&str] = &["fault", "bad input", "security", "load", "fuzz"];
 /// Faults, bad input, security and fuzz-corpus tests, then RELIABILITY.md.
 #[derive(clap::Args, Debug)]
 pub struct Options {
-    /// Also the soak, the shared-counter run and coverage-guided fuzzing (about 15 minutes)
+    /// Also the soak, the shared-counter run and coverage-guided fuzzing (about 20 minutes)
     #[arg(long)]
     long: bool,
     /// Requests per plugin in the soak (--long)
@@ -71,8 +80,16 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     let long_rows = root.join("target/reliability/long");
     reset(&rows)?;
     let mut failed = Vec::new();
+    // Explicitly, whatever the caller's environment says: the `.wasm` run, then the `.so` run.
+    let wasm = [("E2E_BUILD".to_string(), "wasm".to_string())];
     for (package, test) in FAST {
-        if let Err(err) = cargo_test(root, package, test, &[], &[]) {
+        if let Err(err) = cargo_test(root, package, test, &[], &wasm) {
+            failed.push(err);
+        }
+    }
+    let native = [("E2E_BUILD".to_string(), "native".to_string())];
+    for test in NATIVE {
+        if let Err(err) = cargo_test(root, "e2e", test, &[], &native) {
             failed.push(err);
         }
     }
@@ -82,8 +99,17 @@ pub fn run(root: &Path, options: &Options) -> Result<(), String> {
     if options.long {
         reset(&long_rows)?;
         let long_env = [("RELIABILITY_ROWS".to_string(), long_rows.to_string_lossy().into_owned())];
-        let soak = [long_env[0].clone(), ("RELIABILITY_SOAK_REQUESTS".to_string(), options.soak_requests.to_string())];
-        if let Err(err) = cargo_test(root, "e2e", "reliability_soak", &["--ignored"], &soak) {
+        let soak = [
+            long_env[0].clone(),
+            ("RELIABILITY_SOAK_REQUESTS".to_string(), options.soak_requests.to_string()),
+            wasm[0].clone(),
+        ];
+        let long_soak = ["--ignored", "--exact", "soak_each_plugin"];
+        if let Err(err) = cargo_test(root, "e2e", "reliability_soak", &long_soak, &soak) {
+            failed.push(err);
+        }
+        let native_soak = [soak[0].clone(), soak[1].clone(), native[0].clone()];
+        if let Err(err) = cargo_test(root, "e2e", "reliability_soak", &long_soak, &native_soak) {
             failed.push(err);
         }
         let windows = [long_env[0].clone(), ("RELIABILITY_WINDOWS".to_string(), options.windows.to_string())];
@@ -412,11 +438,25 @@ fn read_rows(dirs: &[PathBuf]) -> Vec<Value> {
         let area = row["area"].as_str().unwrap_or_default();
         AREAS.iter().position(|a| *a == area).unwrap_or(AREAS.len())
     };
-    rows.sort_by(|a, b| {
-        (area_rank(a), a["case"].as_str().unwrap_or_default())
-            .cmp(&(area_rank(b), b["case"].as_str().unwrap_or_default()))
-    });
+    // The `.so` row of a case right after its `.wasm` row.
+    let key = |row: &Value| (area_rank(row), row["case"].as_str().unwrap_or_default().to_string(), build_rank(row));
+    rows.sort_by_key(key);
     rows
+}
+
+/// The builds rows name (`e2e::Build`'s extensions), in table order; rows
+/// of neither (cargo deny, libFuzzer) come first.
+const BUILDS: &[(&str, &str)] = &[("wasm", "`.wasm`"), ("so", "`.so`")];
+
+fn build_rank(row: &Value) -> usize {
+    let build = row["build"].as_str().unwrap_or_default();
+    BUILDS.iter().position(|(b, _)| *b == build).map_or(0, |i| i + 1)
+}
+
+/// The table's build cell: `.wasm`, `.so`, or a dash for rows of no plugin build.
+fn build_cell(row: &Value) -> &'static str {
+    let build = row["build"].as_str().unwrap_or_default();
+    BUILDS.iter().find(|(b, _)| *b == build).map_or("-", |(_, cell)| cell)
 }
 
 /// Markdown-safe cell text.
@@ -441,6 +481,8 @@ fn date(unix: u64) -> String {
 
 fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
     let rows = read_rows(dirs);
+    // The fast part's rows are the first directory's; any other row comes from `--long`.
+    let long_ran = !read_rows(dirs.get(1..).unwrap_or_default()).is_empty();
     if rows.is_empty() {
         return Err("no reliability rows were recorded".to_string());
     }
@@ -451,7 +493,6 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
     let executions: u64 = rows.iter().filter(is_fuzz).filter_map(|r| r["requests"].as_u64()).sum();
     let newest = rows.iter().filter_map(|r| r["recorded"].as_u64()).max().unwrap_or(0);
     let oldest = rows.iter().filter_map(|r| r["recorded"].as_u64()).min().unwrap_or(0);
-    let long_ran = rows.iter().any(|r| r["area"] == "load" && r["case"].as_str().unwrap_or("").starts_with("soak"));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut out = String::new();
     out.push_str("# Reliability\n\n");
@@ -460,7 +501,14 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
          every row below was written by the test that tried it (`e2e/src/reliability.rs` records rows; \
          `xtask/src/reliability.rs` assembles them). Regenerate with `cargo xtask reliability` (the fast part, \
          a few minutes; it also runs in `cargo xtask test` as ordinary tests) or `cargo xtask reliability \
-         --long` (adds the soak, the long shared-counter run and coverage-guided fuzzing, about 15 minutes).\n\n",
+         --long` (adds the long soak, the long shared-counter run and coverage-guided fuzzing, about 20 \
+         minutes).\n\n",
+    );
+    out.push_str(
+        "Each case that runs plugins on Envoy runs on both builds of them: the Proxy-Wasm modules (`.wasm`, \
+         Envoy's Wasm filter on V8) and the Envoy dynamic modules (`.so`, `E2E_BUILD=native`); the build column \
+         says which (the test host's rows, redis-rate-limit's and the corpus replay, run the `.wasm`), and a dash \
+         marks the rows xtask records itself (cargo deny, libFuzzer).\n\n",
     );
     out.push_str(&format!(
         "Recorded {} to {} on a {cores}-core machine; real Envoy 1.40, httpbin and redis-server as local \
@@ -470,7 +518,11 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
         date(newest),
         rows.len(),
         if blocked > 0 { format!(", {blocked} blocked") } else { String::new() },
-        if long_ran { "" } else { " The long part (soak, fuzzing) has not been recorded here: run with `--long`." }
+        if long_ran {
+            ""
+        } else {
+            " The long part (the long soak, fuzzing) has not been recorded here: run with `--long`."
+        }
     ));
     out.push_str(
         "Areas: **fault** (a dependency stops, slows, fails, fills up, or the config changes under traffic), \
@@ -478,8 +530,8 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
          **load** (soak and exact limits under concurrency), **fuzz** (saved-corpus replay and \
          coverage-guided runs).\n\n",
     );
-    out.push_str("| # | area | what was tried | requests (fuzz: executions) | expected | seen | result |\n");
-    out.push_str("|---|---|---|---:|---|---|---|\n");
+    out.push_str("| # | area | build | what was tried | requests (fuzz: executions) | expected | seen | result |\n");
+    out.push_str("|---|---|---|---|---:|---|---|---|\n");
     for (i, row) in rows.iter().enumerate() {
         let pass = row["pass"].as_bool() == Some(true);
         let result = if pass {
@@ -490,9 +542,10 @@ fn assemble(root: &Path, dirs: &[PathBuf]) -> Result<String, String> {
             "**FAIL**"
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             i + 1,
             cell(row["area"].as_str().unwrap_or("?")),
+            build_cell(row),
             cell(row["case"].as_str().unwrap_or("?")),
             row["requests"].as_u64().unwrap_or(0),
             cell(row["expected"].as_str().unwrap_or("")),

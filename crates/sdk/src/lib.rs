@@ -419,6 +419,12 @@ pub mod __raw {
         status_name(host::continue_stream(if response { StreamType::Response } else { StreamType::Request }))
     }
 
+    /// Sets a request header to `value` as given, CR, LF and NUL included
+    /// (the SDK's `set_header` refuses those): what the host does with it.
+    pub fn set_request_header(name: &str, value: &[u8]) -> &'static str {
+        status_name(host::replace_map_value(host::MapType::RequestHeaders, name, value))
+    }
+
     /// Sends a local answer without the SDK's bookkeeping.
     pub fn send_local_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> &'static str {
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();

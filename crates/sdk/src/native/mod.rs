@@ -12,10 +12,13 @@
 //!   Proxy-Wasm-shaped host functions on top of them;
 //! * [`filter`]: one config shared by Envoy's worker threads, one filter per
 //!   stream driving [`crate::Request`], every hook behind `catch_unwind`;
-//! * [`exports`]: the `envoy_dynamic_module_on_*` symbols Envoy looks up.
+//! * [`exports`]: the `envoy_dynamic_module_on_*` symbols Envoy looks up;
+//! * [`glibc`]: the C library functions bound to versions old enough for
+//!   the Envoy binary's glibc baseline.
 
 pub(crate) mod abi;
 mod exports;
 mod filter;
+mod glibc;
 
 pub use filter::program_init;
