@@ -149,6 +149,8 @@ pub struct Results {
     pub options: Options,
     pub runs: Vec<(&'static Variant, Vec<Run>)>,
     pub all_plugins: Vec<AllPluginsStart>,
+    /// The same start with every plugin's native build (`.so`).
+    pub all_native_plugins: Vec<AllPluginsStart>,
     /// Filters of `envoy.yaml` left out of the all-plugins start, and why.
     pub all_plugins_removed: Vec<String>,
     /// The modules of the all-plugins start and their sizes in bytes.
@@ -169,7 +171,8 @@ pub fn run(options: &Options) -> Result<Results> {
     if options.rounds == 0 || chosen.is_empty() {
         return Err("nothing to measure: give at least one round and one variant".to_string());
     }
-    let all_plugins_config = if options.all_plugins { Some(all_plugins_config()?) } else { None };
+    let all_native_config = if options.all_plugins { Some(all_plugins_config(e2e::Build::Native)?) } else { None };
+    let all_plugins_config = if options.all_plugins { Some(all_plugins_config(e2e::Build::Wasm)?) } else { None };
     if let Some((config, _)) = &all_plugins_config {
         eprintln!("bench: warm-up start with all plugins");
         drop(Envoy::start(config, options.envoy_cpu)?);
@@ -187,6 +190,7 @@ pub fn run(options: &Options) -> Result<Results> {
         .collect();
     let mut runs: Vec<(&'static Variant, Vec<Run>)> = chosen.iter().map(|v| (*v, Vec::new())).collect();
     let mut all_plugins = Vec::new();
+    let mut all_native_plugins = Vec::new();
     for round in 0..options.rounds {
         let offset = round as usize % chosen.len();
         for i in 0..chosen.len() {
@@ -206,6 +210,17 @@ pub fn run(options: &Options) -> Result<Results> {
                 memories: envoy.wasm_memories()?,
             });
         }
+        if let Some((config, _)) = &all_native_config {
+            eprintln!("bench: round {}/{} all plugins, native builds (start only)", round + 1, options.rounds);
+            let envoy = Envoy::start(config, options.envoy_cpu)?;
+            std::thread::sleep(Duration::from_millis(500));
+            all_native_plugins.push(AllPluginsStart {
+                round,
+                ready: envoy.ready_after,
+                rss_kib: envoy.rss_kib()?,
+                memories: Vec::new(),
+            });
+        }
     }
     let limiter = (options.limiter_seconds > 0.0).then(|| {
         eprintln!("bench: redis-rate-limit on the test host");
@@ -216,6 +231,7 @@ pub fn run(options: &Options) -> Result<Results> {
         options: options.clone(),
         runs,
         all_plugins,
+        all_native_plugins,
         all_plugins_modules: all_plugins_config.as_ref().map(|(config, _)| wasm_modules(config)).unwrap_or_default(),
         all_plugins_removed: all_plugins_config.map(|(_, removed)| removed).unwrap_or_default(),
         limiter,
@@ -352,9 +368,11 @@ fn verify(variant: &Variant, envoy: &Envoy, port: u16) -> Result<()> {
     }
 }
 
-/// The root `envoy.yaml` (every plugin upstream Envoy can load), and what was left out.
-fn all_plugins_config() -> Result<(serde_json::Value, Vec<String>)> {
-    let config = e2e::EnvoyConfig::load().map_err(|err| err.to_string())?;
+/// The root `envoy.yaml` (every plugin upstream Envoy can load, as `build`
+/// builds them), and what was left out.
+fn all_plugins_config(build: e2e::Build) -> Result<(serde_json::Value, Vec<String>)> {
+    let mut config = e2e::EnvoyConfig::load().map_err(|err| err.to_string())?;
+    config.set_build(build);
     // Paths relative to the repository, as a reader of RESULTS.md knows them.
     let root = format!("{}/", repo_root().display());
     let removed = config.removed().iter().map(|r| format!("{} ({})", r.filter, r.reason.replace(&root, ""))).collect();
