@@ -64,9 +64,12 @@
 //! * **Higress's other host calls** ([`higress`](higress/index.html), with
 //!   the `higress` feature): the cluster's hosts, choosing one, and sending
 //!   data down the response's filter chain.
-//! * **Plugin lifetime** ([`lifetime`], [`shared`]): a start/reload hook,
-//!   timers, HTTP calls outside requests, and data and queues shared by
-//!   every VM (worker) of the plugin.
+//! * **Plugin lifetime** ([`lifetime`], [`shared`], [`store`]): a
+//!   start/reload hook and a stop hook, timers, HTTP calls outside requests,
+//!   leader election among the VMs, the plugin-wide store, and data and
+//!   queues shared by every VM (worker) of the plugin.
+//! * **Trailers**: their own hooks ([`Plugin::on_request_trailers`],
+//!   [`Plugin::on_response_trailers`]) and the `Request` trailer methods.
 //! * **Limits** ([`limit`]): fixed windows, what requests share a counter and
 //!   its bounded key, the IETF `RateLimit-*` headers; query parameters
 //!   ([`query`]) and the client's IP ([`Request::client_ip`]).
