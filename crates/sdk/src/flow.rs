@@ -91,7 +91,6 @@ pub(crate) struct Flow {
     pub(crate) responded: bool,
     /// Whether the plugin injected the end of the response (Higress's
     /// `inject_response_data`), after which taking the last chunk is safe.
-    #[cfg(any(feature = "higress", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
     pub(crate) response_end_injected: bool,
 }
 
@@ -106,10 +105,6 @@ impl Flow {
             response_headers_sent: false,
             in_headers_hook: false,
             responded: false,
-            #[cfg(any(
-                feature = "higress",
-                all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
-            ))]
             response_end_injected: false,
         }
     }
@@ -117,17 +112,7 @@ impl Flow {
     /// Whether something else will end this direction's stream after the
     /// plugin took its last chunk.
     pub(crate) fn stream_end_injected(&self, stream: StreamType) -> bool {
-        #[cfg(any(feature = "higress", all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))))]
-        let injected = stream == StreamType::Response && self.response_end_injected;
-        #[cfg(not(any(
-            feature = "higress",
-            all(doc, not(doctest), not(feature = "native"), not(target_family = "wasm"))
-        )))]
-        let injected = {
-            let _ = stream;
-            false
-        };
-        injected
+        stream == StreamType::Response && self.response_end_injected
     }
 
     pub(crate) fn hold_mut(&mut self, stream: StreamType) -> &mut Hold {
